@@ -1,0 +1,441 @@
+package sampler
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
+)
+
+// ClockTicks is USER_HZ, the unit of the times in /proc/<pid>/stat. It is 100
+// on every architecture Linux supports for userspace ABI purposes (procfs and
+// ps assume the same).
+const ClockTicks = 100
+
+// Config configures a Sampler. The zero value samples /proc with the defaults.
+type Config struct {
+	// ProcRoot is the procfs to read; tests point it at a fixture tree.
+	ProcRoot string
+	// TopN is how many processes each top list keeps (the most an API
+	// request may ask for). Default 100.
+	TopN int
+	// MaxHeldFiles caps the stat descriptors kept open between samples;
+	// processes beyond it are read with open/read/close. 0 derives the cap
+	// from RLIMIT_NOFILE, leaving room for the rest of the agent.
+	MaxHeldFiles int
+	// Users resolves uids to names; nil uses the system user database.
+	Users UserLookup
+	// Clock tells the time; nil uses the system clocks.
+	Clock Clock
+}
+
+// Clock gives the wall time (for timestamps) and the time since boot on the
+// monotonic CLOCK_BOOTTIME (for intervals and process ages: the kernel counts
+// start ticks on the same clock).
+type Clock interface {
+	Now() (wall time.Time, sinceBoot time.Duration)
+}
+
+// UserLookup maps a uid to a user name; it returns the number as a decimal
+// string where no name exists.
+type UserLookup interface {
+	Username(uid uint32) string
+}
+
+// Proc is one process in a sample. It holds no pointers, so a sample's array
+// of thousands of them costs the garbage collector nothing to scan.
+type Proc struct {
+	PID        int32
+	PPID       int32
+	Threads    int32
+	Nice       int8
+	State      byte // the stat state letter: R S D T t Z X I P W K
+	Kthread    bool
+	commLen    uint8
+	StartTicks uint64  // clock ticks since boot: with PID, the process's identity
+	Ticks      uint64  // user+system CPU time, clock ticks
+	RSS        uint64  // resident set size, bytes
+	CPUPercent float64 // over the last interval (or the process's life if newer); 100 = one core
+	fd         int32   // held stat descriptor, or -1
+	comm       [CommCap]byte
+}
+
+// Comm returns the kernel's comm for p. The slice aliases p.
+func (p *Proc) Comm() []byte { return p.comm[:p.commLen] }
+
+// Name returns comm as a string (it allocates; use Comm on hot paths).
+func (p *Proc) Name() string { return string(p.Comm()) }
+
+// Ranked is an entry of a top list: the index of the process in Sample.Procs
+// and its cold data.
+type Ranked struct {
+	Index    int32
+	UID      uint32 // real uid, or NoUID where it could not be read
+	Username string
+	Cmdline  string // argv joined by spaces, at most CmdlineMax bytes
+}
+
+// NoUID marks a uid that could not be read.
+const NoUID = ^uint32(0)
+
+// Sample is one consistent picture of every visible process.
+type Sample struct {
+	mu sync.RWMutex
+
+	Seq       uint64        // 1 for the first sample
+	Time      time.Time     // wall clock when the sample started
+	SinceBoot time.Duration // CLOCK_BOOTTIME when the sample started
+	Interval  time.Duration // since the previous sample; 0 for the first
+	Duration  time.Duration // how long taking the sample took
+	BootTime  time.Time     // btime: wall clock time of boot
+	MemTotal  uint64        // bytes
+	Procs     []Proc        // ascending PID
+	Threads   int           // sum of Procs[i].Threads
+	TopCPU    []Ranked      // by CPUPercent descending, ties by PID
+	TopRAM    []Ranked      // by RSS descending, ties by PID
+	Zombies   []int32       // indices into Procs of processes in state Z
+	Skipped   int           // processes listed but unreadable for another reason than exiting
+}
+
+// Find returns the index of pid in s.Procs, or -1.
+func (s *Sample) Find(pid int32) int {
+	lo, hi := 0, len(s.Procs)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if s.Procs[m].PID < pid {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if lo < len(s.Procs) && s.Procs[lo].PID == pid {
+		return lo
+	}
+	return -1
+}
+
+// StartedAt returns the wall time at which p started: boot time plus its
+// start ticks.
+func (s *Sample) StartedAt(p *Proc) time.Time {
+	return s.BootTime.Add(time.Duration(p.StartTicks) * (time.Second / ClockTicks))
+}
+
+// MemoryPercent returns p's RSS as a percentage of MemTotal.
+func (s *Sample) MemoryPercent(p *Proc) float64 {
+	if s.MemTotal == 0 {
+		return 0
+	}
+	return float64(p.RSS) * 100 / float64(s.MemTotal)
+}
+
+// Sampler takes samples. Sample must be called from one goroutine at a time;
+// Latest may be called from any goroutine.
+type Sampler struct {
+	cfg      Config
+	log      zerolog.Logger
+	rootFD   int
+	memFD    int
+	bootTime time.Time
+	pageSize uint64
+
+	list      *lister
+	bufs      [2]*Sample
+	next      int
+	published atomic.Pointer[Sample]
+	seq       uint64
+	held      int
+	stat      Stat
+	readBuf   []byte
+	cold      coldCache
+	topCPU    topHeap
+	topRAM    topHeap
+	lastWarn  time.Time
+}
+
+var errBadConfig = errors.New("sampler: bad config")
+
+// New opens the proc root and prepares the buffers.
+func New(cfg Config, log zerolog.Logger) (*Sampler, error) {
+	if cfg.ProcRoot == "" {
+		cfg.ProcRoot = "/proc"
+	}
+	if cfg.TopN == 0 {
+		cfg.TopN = 100
+	}
+	if cfg.TopN < 1 || cfg.MaxHeldFiles < 0 {
+		return nil, fmt.Errorf("%w: TopN %d, MaxHeldFiles %d", errBadConfig, cfg.TopN, cfg.MaxHeldFiles)
+	}
+	if cfg.MaxHeldFiles == 0 {
+		cfg.MaxHeldFiles = defaultHeldFiles()
+	}
+	if cfg.Users == nil {
+		cfg.Users = NewUserCache(nil)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = SystemClock{}
+	}
+	rootFD, err := unix.Open(cfg.ProcRoot, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("sampler: open proc root %s: %w", cfg.ProcRoot, err)
+	}
+	s := &Sampler{
+		cfg:      cfg,
+		log:      log,
+		rootFD:   rootFD,
+		pageSize: uint64(os.Getpagesize()),
+		list:     newLister(rootFD),
+		bufs:     [2]*Sample{{}, {}},
+		readBuf:  make([]byte, 8192),
+		cold:     newColdCache(cfg.Users),
+		topCPU:   topHeap{idx: make([]int32, 0, cfg.TopN)},
+		topRAM:   topHeap{idx: make([]int32, 0, cfg.TopN)},
+	}
+	statFile, err := os.ReadFile(filepath.Join(cfg.ProcRoot, "stat"))
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("sampler: %w", err)
+	}
+	btime, err := parseBtime(statFile)
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("sampler: %s/stat: %w", cfg.ProcRoot, err)
+	}
+	s.bootTime = time.Unix(int64(btime), 0).UTC()
+	if s.memFD, err = unix.Openat(rootFD, "meminfo", unix.O_RDONLY|unix.O_CLOEXEC, 0); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("sampler: open meminfo: %w", err)
+	}
+	return s, nil
+}
+
+// defaultHeldFiles leaves 1024 descriptors of the soft RLIMIT_NOFILE (which
+// the Go runtime raises to the hard limit at start) for everything else.
+func defaultHeldFiles() int {
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil || rl.Cur < 2048 {
+		return 0
+	}
+	return int(min(rl.Cur-1024, 1<<20))
+}
+
+// Close releases every descriptor the sampler holds. Samples already taken
+// stay readable.
+func (s *Sampler) Close() {
+	// Descriptors move from the previous buffer to the new one each sample
+	// (the previous copy is left stale, never written: readers may be on it),
+	// so the live ones are those of the latest published sample.
+	if p := s.published.Load(); p != nil {
+		for i := range p.Procs {
+			if fd := p.Procs[i].fd; fd >= 0 {
+				unix.Close(int(fd))
+			}
+		}
+	}
+	if s.memFD > 0 {
+		unix.Close(s.memFD)
+	}
+	unix.Close(s.rootFD)
+}
+
+// Latest calls fn with the latest complete sample and reports whether there
+// was one. fn must not keep the sample or anything in it: the buffer is reused
+// by a later sample once fn returns.
+func (s *Sampler) Latest(fn func(*Sample)) bool {
+	p := s.published.Load()
+	if p == nil {
+		return false
+	}
+	// The sampler may have started rewriting this buffer since it was loaded;
+	// the read lock then waits until that newer sample is complete, so fn
+	// always sees one whole sample.
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	fn(p)
+	return true
+}
+
+// Sample reads every process and publishes the result; it returns the new
+// sample, which stays valid until the next-but-one call.
+func (s *Sampler) Sample() (*Sample, error) {
+	start := time.Now()
+	w := s.bufs[s.next]
+	prev := s.published.Load()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+
+	wall, sinceBoot := s.cfg.Clock.Now()
+	s.seq++
+	w.Seq = s.seq
+	w.Time = wall
+	w.SinceBoot = sinceBoot
+	w.BootTime = s.bootTime
+	w.Interval = 0
+	if prev != nil {
+		w.Interval = sinceBoot - prev.SinceBoot
+	}
+	if b, err := preadFull(s.memFD, s.readBuf); err == nil {
+		if mt, err := parseMemTotal(b); err == nil {
+			w.MemTotal = mt
+		}
+	}
+
+	pids, err := s.list.list()
+	if err != nil {
+		return nil, fmt.Errorf("sampler: list %s: %w", s.cfg.ProcRoot, err)
+	}
+	var prevProcs []Proc
+	if prev != nil {
+		prevProcs = prev.Procs
+	}
+	w.Procs = w.Procs[:0]
+	w.Threads, w.Skipped = 0, 0
+	j := 0
+	for _, pid := range pids {
+		for j < len(prevProcs) && prevProcs[j].PID < pid {
+			s.release(&prevProcs[j]) // gone since the last sample
+			j++
+		}
+		var old *Proc
+		if j < len(prevProcs) && prevProcs[j].PID == pid {
+			old = &prevProcs[j]
+			j++
+		}
+		s.readProc(w, pid, old)
+	}
+	for ; j < len(prevProcs); j++ {
+		s.release(&prevProcs[j])
+	}
+
+	s.rank(w)
+	s.cold.fill(s, w)
+	w.Duration = time.Since(start)
+	s.published.Store(w)
+	s.next ^= 1
+	return w, nil
+}
+
+// release closes the descriptor a vanished process held. p is in the
+// previous sample, which readers may be looking at, so it is not written.
+func (s *Sampler) release(p *Proc) { s.closeFD(p.fd) }
+
+// readProc reads one process's stat, reusing the descriptor old held, and
+// appends it to w. A process that exited meanwhile is skipped quietly.
+func (s *Sampler) readProc(w *Sample, pid int32, old *Proc) {
+	fd := int32(-1)
+	if old != nil {
+		fd = old.fd // moves to the new record (or is closed below)
+	}
+	var b []byte
+	var err error
+	if fd >= 0 {
+		b, err = preadFull(int(fd), s.readBuf)
+		if err != nil {
+			// ESRCH: the process this descriptor was opened for has exited; a
+			// listed PID means it was reused. Open afresh below.
+			unix.Close(int(fd))
+			s.held--
+			fd = -1
+			old = nil
+		}
+	}
+	if fd < 0 {
+		var p pathBuf
+		nfd, oerr := openAt(s.rootFD, p.pidPath(pid, "stat"))
+		if oerr != nil {
+			s.skip(oerr)
+			return
+		}
+		b, err = preadFull(nfd, s.readBuf)
+		if err == nil && s.held < s.cfg.MaxHeldFiles {
+			fd = int32(nfd)
+			s.held++
+		} else {
+			unix.Close(nfd)
+		}
+	}
+	if err != nil {
+		s.closeFD(fd)
+		s.skip(err)
+		return
+	}
+	if len(b) == len(s.readBuf) {
+		s.closeFD(fd)
+		s.skip(ErrStatTruncated)
+		return
+	}
+	if err := s.stat.Decode(b); err != nil || s.stat.PID != pid {
+		s.closeFD(fd)
+		if err == nil {
+			err = ErrStatNumber
+		}
+		s.skip(err)
+		return
+	}
+	w.Procs = append(w.Procs, Proc{})
+	p := &w.Procs[len(w.Procs)-1]
+	st := &s.stat
+	p.PID, p.PPID, p.Threads = pid, st.PPID, st.Threads
+	p.Nice = int8(max(-128, min(127, st.Nice)))
+	p.State, p.Kthread = st.State, st.Kthread()
+	p.commLen = uint8(copy(p.comm[:], st.Comm))
+	p.StartTicks = st.StartTicks
+	p.Ticks = st.UTime + st.STime
+	p.RSS = st.RSSPages * s.pageSize
+	p.fd = fd
+	w.Threads += int(p.Threads)
+
+	if old != nil && old.StartTicks == p.StartTicks && w.Interval > 0 && p.Ticks >= old.Ticks {
+		p.CPUPercent = ticksPercent(p.Ticks-old.Ticks, w.Interval)
+	} else {
+		// Born since the last sample (or a reused PID, or the first
+		// sample): measure over its life so far rather than report 0.
+		life := w.SinceBoot - time.Duration(p.StartTicks)*(time.Second/ClockTicks)
+		p.CPUPercent = ticksPercent(p.Ticks, max(life, time.Second/ClockTicks))
+	}
+}
+
+func ticksPercent(ticks uint64, over time.Duration) float64 {
+	return float64(ticks) / ClockTicks / over.Seconds() * 100
+}
+
+func (s *Sampler) closeFD(fd int32) {
+	if fd >= 0 {
+		unix.Close(int(fd))
+		s.held--
+	}
+}
+
+// skip accounts for a process that could not be read. Exiting between the
+// listing and the read is normal and silent; anything else is counted and
+// logged at most once a minute.
+func (s *Sampler) skip(err error) {
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ESRCH) {
+		return
+	}
+	if errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE) {
+		// Out of descriptors: stop holding more than we have now.
+		s.cfg.MaxHeldFiles = s.held
+	}
+	w := s.bufs[s.next]
+	w.Skipped++
+	if now := time.Now(); now.Sub(s.lastWarn) >= time.Minute {
+		s.lastWarn = now
+		s.log.Warn().Err(err).Msg("cannot read a process; further errors are counted in skipped for a minute")
+	}
+}
+
+// SystemClock reads the real clocks.
+type SystemClock struct{}
+
+// Now returns the wall time and CLOCK_BOOTTIME.
+func (SystemClock) Now() (time.Time, time.Duration) {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts)
+	return time.Now(), time.Duration(ts.Nano())
+}
