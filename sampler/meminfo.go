@@ -49,3 +49,27 @@ func parseKeyedNumber(b []byte, key string, scale uint64, missing error) (uint64
 	}
 	return 0, missing
 }
+
+var errStatm = errors.New("statm: malformed")
+
+// parseStatmResident returns the second field of /proc/<pid>/statm: resident
+// pages.
+func parseStatmResident(b []byte) (uint64, error) {
+	i := bytes.IndexByte(b, ' ')
+	if i < 0 {
+		return 0, errStatm
+	}
+	b = b[i+1:]
+	j := 0
+	for j < len(b) && b[j] >= '0' && b[j] <= '9' {
+		j++
+	}
+	if j == len(b) || b[j] != ' ' {
+		return 0, errStatm
+	}
+	v, ok := parseUint(b[:j])
+	if !ok {
+		return 0, errStatm
+	}
+	return v, nil
+}

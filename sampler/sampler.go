@@ -63,6 +63,7 @@ type Proc struct {
 	RSS        uint64  // resident set size, bytes
 	CPUPercent float64 // over the last interval (or the process's life if newer); 100 = one core
 	fd         int32   // held stat descriptor, or -1
+	statmFD    int32   // held statm descriptor, or -1
 	comm       [CommCap]byte
 }
 
@@ -152,6 +153,7 @@ type Sampler struct {
 	held      int
 	stat      Stat
 	readBuf   []byte
+	statmBuf  []byte
 	cold      coldCache
 	topCPU    topHeap
 	topRAM    topHeap
@@ -192,6 +194,7 @@ func New(cfg Config, log zerolog.Logger) (*Sampler, error) {
 		list:     newLister(rootFD),
 		bufs:     [2]*Sample{{}, {}},
 		readBuf:  make([]byte, 8192),
+		statmBuf: make([]byte, 512),
 		cold:     newColdCache(cfg.Users),
 		topCPU:   topHeap{idx: make([]int32, 0, cfg.TopN)},
 		topRAM:   topHeap{idx: make([]int32, 0, cfg.TopN)},
@@ -232,8 +235,10 @@ func (s *Sampler) Close() {
 	// so the live ones are those of the latest published sample.
 	if p := s.published.Load(); p != nil {
 		for i := range p.Procs {
-			if fd := p.Procs[i].fd; fd >= 0 {
-				unix.Close(int(fd))
+			for _, fd := range [2]int32{p.Procs[i].fd, p.Procs[i].statmFD} {
+				if fd >= 0 {
+					unix.Close(int(fd))
+				}
 			}
 		}
 	}
@@ -320,63 +325,49 @@ func (s *Sampler) Sample() (*Sample, error) {
 	return w, nil
 }
 
-// release closes the descriptor a vanished process held. p is in the
+// release closes the descriptors a vanished process held. p is in the
 // previous sample, which readers may be looking at, so it is not written.
-func (s *Sampler) release(p *Proc) { s.closeFD(p.fd) }
+func (s *Sampler) release(p *Proc) {
+	s.closeFD(p.fd)
+	s.closeFD(p.statmFD)
+}
 
-// readProc reads one process's stat, reusing the descriptor old held, and
-// appends it to w. A process that exited meanwhile is skipped quietly.
+// readProc reads one process's stat and statm, reusing the descriptors old
+// held, and appends it to w. A process that exited meanwhile is skipped
+// quietly.
 func (s *Sampler) readProc(w *Sample, pid int32, old *Proc) {
-	fd := int32(-1)
+	statFD, statmFD := int32(-1), int32(-1)
 	if old != nil {
-		fd = old.fd // moves to the new record (or is closed below)
+		// The descriptors move to the new record, or are closed below. old
+		// itself is left as it is: readers may be looking at it.
+		statFD, statmFD = old.fd, old.statmFD
 	}
-	var b []byte
-	var err error
-	if fd >= 0 {
-		b, err = preadFull(int(fd), s.readBuf)
-		if err != nil {
-			// ESRCH: the process this descriptor was opened for has exited; a
-			// listed PID means it was reused. Open afresh below.
-			unix.Close(int(fd))
-			s.held--
-			fd = -1
-			old = nil
+	b, reopened, err := s.reread(&statFD, pid, "stat", s.readBuf)
+	if reopened {
+		old = nil // the old descriptor's process is gone: a reused PID
+	}
+	if err == nil {
+		err = s.stat.Decode(b)
+		if err == nil && s.stat.PID != pid {
+			err = ErrStatNumber
 		}
 	}
-	if fd < 0 {
-		var p pathBuf
-		nfd, oerr := openAt(s.rootFD, p.pidPath(pid, "stat"))
-		if oerr != nil {
-			s.skip(oerr)
-			return
-		}
-		b, err = preadFull(nfd, s.readBuf)
-		if err == nil && s.held < s.cfg.MaxHeldFiles {
-			fd = int32(nfd)
-			s.held++
-		} else {
-			unix.Close(nfd)
+	var rss uint64
+	if err == nil {
+		// RSS comes from statm, not stat: since Linux 6.16 statm and status
+		// sum the per-CPU RSS counters exactly while stat still reads them
+		// approximately (off by up to 32 pages per CPU).
+		if b, _, err = s.reread(&statmFD, pid, "statm", s.statmBuf); err == nil {
+			rss, err = parseStatmResident(b)
 		}
 	}
 	if err != nil {
-		s.closeFD(fd)
+		s.closeFD(statFD)
+		s.closeFD(statmFD)
 		s.skip(err)
 		return
 	}
-	if len(b) == len(s.readBuf) {
-		s.closeFD(fd)
-		s.skip(ErrStatTruncated)
-		return
-	}
-	if err := s.stat.Decode(b); err != nil || s.stat.PID != pid {
-		s.closeFD(fd)
-		if err == nil {
-			err = ErrStatNumber
-		}
-		s.skip(err)
-		return
-	}
+
 	w.Procs = append(w.Procs, Proc{})
 	p := &w.Procs[len(w.Procs)-1]
 	st := &s.stat
@@ -386,8 +377,8 @@ func (s *Sampler) readProc(w *Sample, pid int32, old *Proc) {
 	p.commLen = uint8(copy(p.comm[:], st.Comm))
 	p.StartTicks = st.StartTicks
 	p.Ticks = st.UTime + st.STime
-	p.RSS = st.RSSPages * s.pageSize
-	p.fd = fd
+	p.RSS = rss * s.pageSize
+	p.fd, p.statmFD = statFD, statmFD
 	w.Threads += int(p.Threads)
 
 	if old != nil && old.StartTicks == p.StartTicks && w.Interval > 0 && p.Ticks >= old.Ticks {
@@ -398,6 +389,50 @@ func (s *Sampler) readProc(w *Sample, pid int32, old *Proc) {
 		life := w.SinceBoot - time.Duration(p.StartTicks)*(time.Second/ClockTicks)
 		p.CPUPercent = ticksPercent(p.Ticks, max(life, time.Second/ClockTicks))
 	}
+}
+
+// reread returns the contents of pid's file name. It re-reads the descriptor
+// in *fd when there is one; when there is none, or it belonged to a process
+// that has exited (the PID was reused), it opens the file afresh and keeps the
+// descriptor in *fd if the budget allows. reopened reports the second case.
+func (s *Sampler) reread(fd *int32, pid int32, name string, buf []byte) (b []byte, reopened bool, err error) {
+	if *fd >= 0 {
+		if b, err = preadFull(int(*fd), buf); err == nil {
+			return s.whole(b, buf)
+		}
+		s.closeFD(*fd)
+		*fd = -1
+		if !errors.Is(err, unix.ESRCH) {
+			return nil, false, err
+		}
+		reopened = true
+	}
+	var path pathBuf
+	nfd, err := openAt(s.rootFD, path.pidPath(pid, name))
+	if err != nil {
+		return nil, reopened, err
+	}
+	b, err = preadFull(nfd, buf)
+	if err == nil && s.held < s.cfg.MaxHeldFiles {
+		*fd = int32(nfd)
+		s.held++
+	} else {
+		unix.Close(nfd)
+	}
+	if err != nil {
+		return nil, reopened, err
+	}
+	b, _, err = s.whole(b, buf)
+	return b, reopened, err
+}
+
+// whole rejects a read that filled the whole buffer: the file was longer than
+// any well-formed one.
+func (s *Sampler) whole(b, buf []byte) ([]byte, bool, error) {
+	if len(b) == len(buf) {
+		return nil, false, ErrStatTruncated
+	}
+	return b, false, nil
 }
 
 func ticksPercent(ticks uint64, over time.Duration) float64 {

@@ -152,3 +152,19 @@ func FuzzStatDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestParseStatmResident(t *testing.T) {
+	for in, want := range map[string]int64{
+		"2345 789 120 1 0 300 0\n": 789,
+		"1 0 0 0 0 0 0":            0,
+		"2345":                     -1,
+		"2345 78x9 1":              -1,
+		"2345 789":                 -1,
+		"":                         -1,
+	} {
+		got, err := parseStatmResident([]byte(in))
+		if (err != nil) != (want < 0) || (err == nil && int64(got) != want) {
+			t.Errorf("parseStatmResident(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+}
