@@ -1,0 +1,138 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// maxLimit is the most a request's limit may ask for: the sampler keeps top
+// lists this long.
+const maxLimit = 100
+
+// version and commit are set at build time with -ldflags -X.
+var (
+	version = "dev"
+	commit  = ""
+)
+
+type config struct {
+	listenAddress string
+	interval      time.Duration
+	top           int
+	procRoot      string
+	logLevel      zerolog.Level
+	logFormat     string
+	version       bool
+}
+
+var errHelp = errors.New("help requested")
+
+// flags declares every flag on fs, bound to cfg.
+func flags(fs *flag.FlagSet, cfg *config) {
+	fs.StringVar(&cfg.listenAddress, "web.listen-address", "127.0.0.1:8754", "where the API listens. Loopback by default: exposing it is a decision")
+	fs.DurationVar(&cfg.interval, "telemetry-interval", 3*time.Second, "sampling interval, 1s..60s")
+	fs.IntVar(&cfg.top, "top", 10, "length of the top lists, 1..100")
+	fs.StringVar(&cfg.procRoot, "proc-root", "/proc", "the procfs to read")
+	fs.Func("log.level", "log level: debug, info, warn, error (default info)", func(s string) error {
+		l, err := zerolog.ParseLevel(s)
+		if err != nil || s == "" {
+			return fmt.Errorf("unknown level %q", s)
+		}
+		cfg.logLevel = l
+		return nil
+	})
+	fs.Func("log.format", "log format: json (one object per line) or console (default json)", func(s string) error {
+		if s != "json" && s != "console" {
+			return fmt.Errorf("unknown format %q", s)
+		}
+		cfg.logFormat = s
+		return nil
+	})
+	fs.BoolVar(&cfg.version, "version", false, "print version, commit and Go version, and exit")
+}
+
+// envName is the environment variable of a flag: PROCWATCH_ and the name in
+// upper case with dots and dashes as underscores.
+func envName(flagName string) string {
+	return "PROCWATCH_" + strings.ToUpper(strings.NewReplacer(".", "_", "-", "_").Replace(flagName))
+}
+
+// parseConfig parses args; a flag not given takes its environment variable.
+// Every value is checked, and the first bad one is the error.
+func parseConfig(args []string, lookupEnv func(string) (string, bool)) (config, error) {
+	cfg := config{logLevel: zerolog.InfoLevel, logFormat: "json"}
+	fs := flag.NewFlagSet("procwatch", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	flags(fs, &cfg)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return cfg, errHelp
+		}
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected argument %q (flags start with --)", fs.Arg(0))
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if given[f.Name] || envErr != nil {
+			return
+		}
+		if v, ok := lookupEnv(envName(f.Name)); ok {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErr = fmt.Errorf("invalid value %q for %s: %v", v, envName(f.Name), err)
+			}
+		}
+	})
+	if envErr != nil {
+		return cfg, envErr
+	}
+	if cfg.interval < time.Second || cfg.interval > time.Minute {
+		return cfg, fmt.Errorf("--telemetry-interval %v is out of range 1s..60s", cfg.interval)
+	}
+	if cfg.top < 1 || cfg.top > maxLimit {
+		return cfg, fmt.Errorf("--top %d is out of range 1..%d", cfg.top, maxLimit)
+	}
+	return cfg, nil
+}
+
+func usage() string {
+	var b strings.Builder
+	b.WriteString("Usage: procwatch [flags]\n\nSamples every process from /proc and serves an HTTP JSON API.\nEvery flag can also be set as PROCWATCH_<NAME> (dots and dashes as _, upper case).\n\nFlags:\n")
+	fs := flag.NewFlagSet("procwatch", flag.ContinueOnError)
+	var cfg config
+	flags(fs, &cfg)
+	fs.VisitAll(func(f *flag.Flag) {
+		def := ""
+		if f.DefValue != "" && f.DefValue != "false" {
+			def = " (default " + f.DefValue + ")"
+		}
+		fmt.Fprintf(&b, "  --%s\n        %s%s\n        env %s\n", f.Name, f.Usage, def, envName(f.Name))
+	})
+	return b.String()
+}
+
+func versionString() string {
+	goVersion, rev := "unknown", commit
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		goVersion = bi.GoVersion
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && rev == "" {
+				rev = s.Value
+			}
+		}
+	}
+	if rev == "" {
+		rev = "unknown"
+	}
+	return fmt.Sprintf("procwatch %s (commit %s, %s)", version, rev, goVersion)
+}

@@ -1,0 +1,169 @@
+// Command procwatch is the procwatch agent: it samples every process from
+// /proc on a fixed interval and serves the results over an HTTP JSON API.
+//
+// main parses flags (and their PROCWATCH_* environment variables) into the
+// config structs of the packages, builds each part, runs the sampling loop
+// (sample → publish to the API) and owns start-up and shutdown.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/procwatch/procwatch/api"
+	"github.com/procwatch/procwatch/sampler"
+	"github.com/rs/zerolog"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run is main with its inputs made explicit, so tests can run the agent.
+func run(args []string, stdout, stderr io.Writer) int {
+	cfg, err := parseConfig(args, os.LookupEnv)
+	if err != nil {
+		if errors.Is(err, errHelp) {
+			fmt.Fprint(stdout, usage())
+			return 0
+		}
+		fmt.Fprintf(stderr, "procwatch: %v\n", err)
+		return 2
+	}
+	if cfg.version {
+		fmt.Fprintln(stdout, versionString())
+		return 0
+	}
+	log := newLogger(cfg, stderr)
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := serve(ctx, cfg, log, nil); err != nil {
+		log.Error().Err(err).Msg("procwatch stopped")
+		return 1
+	}
+	return 0
+}
+
+func newLogger(cfg config, w io.Writer) zerolog.Logger {
+	zerolog.TimeFieldFormat = time.RFC3339Nano
+	if cfg.logFormat == "console" {
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}
+	}
+	return zerolog.New(w).Level(cfg.logLevel).With().Timestamp().Logger()
+}
+
+// serve runs the agent until ctx is done. ready, when not nil, receives the
+// listening address once the server accepts connections.
+func serve(ctx context.Context, cfg config, log zerolog.Logger, ready chan<- net.Addr) error {
+	smp, err := sampler.New(sampler.Config{
+		ProcRoot: cfg.procRoot,
+		TopN:     maxLimit,
+	}, log.With().Str("component", "sampler").Logger())
+	if err != nil {
+		return err
+	}
+	defer smp.Close()
+
+	caps, err := sampler.ReadCaps(cfg.procRoot)
+	if err != nil {
+		log.Warn().Err(err).Msg("cannot read the agent's capabilities; assuming none")
+	}
+	vis := sampler.ProbeVisibility(cfg.procRoot, caps)
+	for _, reason := range vis.Reasons {
+		log.Warn().Str("component", "ProcessMonitor").Msg("degraded visibility: " + reason)
+	}
+
+	apiLog := log.With().Str("component", "api").Logger()
+	srv := api.New(api.Config{
+		Top:        cfg.top,
+		MaxLimit:   maxLimit,
+		Interval:   cfg.interval,
+		Visibility: vis,
+	}, smp, apiLog)
+
+	ln, err := net.Listen("tcp", cfg.listenAddress)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	httpSrv := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      90 * time.Second, // longer than the longest kill wait (60 s grace + 5 s)
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          nil,
+	}
+
+	log.Info().Str("component", "ProcessMonitor").
+		Str("interval", cfg.interval.String()).
+		Str("address", ln.Addr().String()).
+		Strs("capabilities", caps.Names()).
+		Bool("visibility_degraded", vis.Degraded).
+		Str("version", version).
+		Msg("Process monitoring enabled")
+
+	loopDone := make(chan struct{})
+	go func() {
+		defer close(loopDone)
+		sampleLoop(ctx, cfg.interval, smp, srv, log.With().Str("component", "ProcessMonitor").Logger())
+	}()
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- httpSrv.Serve(ln) }()
+	if ready != nil {
+		ready <- ln.Addr()
+	}
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info().Msg("shutting down: finishing in-flight requests")
+	shutCtx, cancel := context.WithTimeout(context.Background(), 70*time.Second)
+	defer cancel()
+	err = httpSrv.Shutdown(shutCtx)
+	<-loopDone
+	if err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info().Msg("stopped")
+	return nil
+}
+
+// sampleLoop takes a sample every interval and publishes it, until ctx is
+// done. The first sample is taken at once, so the API answers within moments
+// of start-up. Errors are logged once a minute at most.
+func sampleLoop(ctx context.Context, interval time.Duration, smp *sampler.Sampler, srv *api.Server, log zerolog.Logger) {
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	var lastErrLog time.Time
+	failures := 0
+	for {
+		w, err := smp.Sample()
+		if err != nil {
+			failures++
+			if time.Since(lastErrLog) >= time.Minute {
+				log.Error().Err(err).Int("failures", failures).Msg("sample failed")
+				lastErrLog, failures = time.Now(), 0
+			}
+		} else {
+			srv.Publish(w)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+	}
+}
