@@ -1,6 +1,9 @@
 package sampler
 
-import "errors"
+import (
+	"bytes"
+	"errors"
+)
 
 // CommCap is the largest comm this package keeps. The kernel's TASK_COMM_LEN is
 // 16, but kernel threads and workqueue workers report longer names in stat
@@ -40,24 +43,16 @@ func (s *Stat) Kthread() bool { return s.Flags&pfKthread != 0 }
 // Decode parses one /proc/<pid>/stat line into s. Comm may contain anything,
 // including ')', spaces, newlines and invalid UTF-8, so it is taken as the
 // bytes between the first '(' and the last ')'; the remaining fields are walked
-// by hand. Decode does not allocate. On error s is left partly filled and must
+// by hand: the kernel writes them separated by single spaces, and anything
+// else is an error. Decode does not allocate. On error s is left partly filled and must
 // not be used.
 func (s *Stat) Decode(b []byte) error {
-	open := -1
-	for i, c := range b {
-		if c == '(' {
-			open = i
-			break
-		}
+	open := bytes.IndexByte(b, '(')
+	if open < 1 {
+		return ErrStatNoComm
 	}
-	closing := -1
-	for i := len(b) - 1; i > open; i-- {
-		if b[i] == ')' {
-			closing = i
-			break
-		}
-	}
-	if open < 1 || closing < 0 {
+	closing := lastParen(b, open)
+	if closing < 0 {
 		return ErrStatNoComm
 	}
 	pid, ok := parseInt(trimSpace(b[:open]))
@@ -67,63 +62,92 @@ func (s *Stat) Decode(b []byte) error {
 	s.PID = int32(pid)
 	s.Comm = b[open+1 : closing]
 
-	// Walk the fields after ") ". Field 3 (state) is the first.
+	// The kernel separates the fields after ") " by single spaces. One pass
+	// records where fields 3..24 start; only the nine needed are parsed.
 	rest := b[closing+1:]
-	field := 2
-	for len(rest) > 0 {
-		// Skip the separating spaces.
-		i := 0
-		for i < len(rest) && rest[i] == ' ' {
-			i++
-		}
-		if i == len(rest) {
-			break
-		}
-		j := i
-		for j < len(rest) && rest[j] != ' ' && rest[j] != '\n' {
-			j++
-		}
-		tok := rest[i:j]
-		field++
-		if j < len(rest) && rest[j] == '\n' {
-			rest = nil // the line ends here
-		} else {
-			rest = rest[j:]
-		}
-		var err error
-		switch field {
-		case 3:
-			if len(tok) != 1 {
-				return ErrStatNumber
+	if len(rest) < 2 || rest[0] != ' ' {
+		return ErrStatTruncated
+	}
+	rest = rest[1:]
+	var at [lastField + 2]int // at[f] = offset of field f; at[f+1]-1 is its end
+	f := firstField
+	at[f] = 0
+	i := 0
+	for ; i < len(rest) && f <= lastField; i++ {
+		if c := rest[i]; c == ' ' || c == '\n' {
+			if i == at[f] {
+				return ErrStatNumber // an empty field: two separators in a row
 			}
-			s.State = tok[0]
-		case 4:
-			s.PPID, err = int32Field(tok)
-		case 9:
-			var v uint64
-			v, err = uintField(tok)
-			s.Flags = uint32(v)
-		case 14:
-			s.UTime, err = uintField(tok)
-		case 15:
-			s.STime, err = uintField(tok)
-		case 19:
-			s.Nice, err = int32Field(tok)
-		case 20:
-			s.Threads, err = int32Field(tok)
-		case 22:
-			s.StartTicks, err = uintField(tok)
-		case 24:
-			s.RSSPages, err = uintField(tok)
-			if err == nil {
-				return nil // nothing further is needed
+			f++
+			at[f] = i + 1
+			if c == '\n' {
+				rest = rest[:i+1]
 			}
-		}
-		if err != nil {
-			return err
 		}
 	}
-	return ErrStatTruncated
+	if f <= lastField {
+		if i != len(rest) || rest[len(rest)-1] == '\n' || f < lastField {
+			return ErrStatTruncated
+		}
+		// The line ends right after field 24, with no separator.
+		at[lastField+1] = len(rest) + 1
+	}
+	field := func(n int) []byte { return rest[at[n] : at[n+1]-1] }
+
+	state := field(3)
+	if len(state) != 1 {
+		return ErrStatNumber
+	}
+	s.State = state[0]
+	var flags uint64
+	var err error
+	if s.PPID, err = int32Field(field(4)); err != nil {
+		return err
+	}
+	if flags, err = uintField(field(9)); err != nil {
+		return err
+	}
+	s.Flags = uint32(flags)
+	if s.UTime, err = uintField(field(14)); err != nil {
+		return err
+	}
+	if s.STime, err = uintField(field(15)); err != nil {
+		return err
+	}
+	if s.Nice, err = int32Field(field(19)); err != nil {
+		return err
+	}
+	if s.Threads, err = int32Field(field(20)); err != nil {
+		return err
+	}
+	if s.StartTicks, err = uintField(field(22)); err != nil {
+		return err
+	}
+	if s.RSSPages, err = uintField(field(24)); err != nil {
+		return err
+	}
+	return nil
+}
+
+// The fields Decode walks: 3 (state) to 24 (rss).
+const (
+	firstField = 3
+	lastField  = 24
+)
+
+// lastParen returns the index of the last ')' after from, or -1. It hops
+// forward with bytes.IndexByte, which is vectorised, where LastIndexByte walks
+// byte by byte: a stat line has one or two ')' and some 250 bytes after them.
+func lastParen(b []byte, from int) int {
+	last := -1
+	for {
+		j := bytes.IndexByte(b[from+1:], ')')
+		if j < 0 {
+			return last
+		}
+		from += 1 + j
+		last = from
+	}
 }
 
 // maxPID is PID_MAX_LIMIT (4194304 on 64-bit kernels).
@@ -139,13 +163,23 @@ func trimSpace(b []byte) []byte {
 	return b
 }
 
-// parseUint parses a decimal unsigned number without
-// allocating; ok is false on any other byte or on overflow.
+// parseUint parses a decimal unsigned number without allocating; ok is false
+// on any other byte or on overflow.
 func parseUint(b []byte) (uint64, bool) {
 	if len(b) == 0 {
 		return 0, false
 	}
 	var v uint64
+	if len(b) <= 19 { // at most 9999999999999999999 < 2^64: no overflow check needed
+		for _, c := range b {
+			d := c - '0'
+			if d > 9 {
+				return 0, false
+			}
+			v = v*10 + uint64(d)
+		}
+		return v, true
+	}
 	for _, c := range b {
 		if c < '0' || c > '9' {
 			return 0, false

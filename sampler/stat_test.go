@@ -24,6 +24,9 @@ func TestStatDecode(t *testing.T) {
 		{"exactly 24 fields", "100 (x) S 1 100 100 0 -1 4194304 10 0 0 0 7 3 0 0 20 -5 4 0 12345 1000 250", Stat{PID: 100, Comm: []byte("x"), State: 'S', PPID: 1, Flags: 4194304, UTime: 7, STime: 3, Nice: -5, Threads: 4, StartTicks: 12345, RSSPages: 250}, nil},
 		{"max uint64 times", "100 (x) S 1 100 100 0 -1 4194304 10 0 0 0 18446744073709551615 18446744073709551615 0 0 20 0 1 0 18446744073709551615 1000 18446744073709551615", Stat{PID: 100, Comm: []byte("x"), State: 'S', PPID: 1, Flags: 4194304, UTime: 1<<64 - 1, STime: 1<<64 - 1, Threads: 1, StartTicks: 1<<64 - 1, RSSPages: 1<<64 - 1}, nil},
 		{"overflow", "100 (x) S 1 100 100 0 -1 4194304 10 0 0 0 18446744073709551616 3 0 0 20 0 1 0 1 1000 1", Stat{}, ErrStatNumber},
+		{"double space", "100 (x) S  1" + tail, Stat{}, ErrStatNumber},
+		{"line ends after rss", "100 (x) S 1 100 100 0 -1 4194304 10 0 0 0 7 3 0 0 20 -5 4 0 12345 1000 250\n", Stat{PID: 100, Comm: []byte("x"), State: 'S', PPID: 1, Flags: 4194304, UTime: 7, STime: 3, Nice: -5, Threads: 4, StartTicks: 12345, RSSPages: 250}, nil},
+		{"newline before rss", "100 (x) S 1 100 100 0 -1 4194304 10 0 0 0 7 3 0 0 20 -5 4 0 12345 1000\n250", Stat{}, ErrStatTruncated},
 		{"truncated after start", "100 (x) S 1 100 100 0 -1 4194304 10 0 0 0 7 3 0 0 20 0 1 0 12345", Stat{}, ErrStatTruncated},
 		{"truncated in comm", "100 (pyth", Stat{}, ErrStatNoComm},
 		{"no pid", "(x) S 1" + tail, Stat{}, ErrStatNoComm},
@@ -86,15 +89,17 @@ func referenceStat(b []byte) (Stat, bool) {
 	if i := bytes.IndexByte(rest, '\n'); i >= 0 {
 		rest = rest[:i]
 	}
-	f := bytes.Split(rest, []byte(" "))
-	var fields [][]byte
-	for _, x := range f {
-		if len(x) > 0 {
-			fields = append(fields, x)
-		}
+	if len(rest) < 2 || rest[0] != ' ' {
+		return Stat{}, false
 	}
+	fields := bytes.Split(rest[1:], []byte(" "))
 	if len(fields) < 22 || len(fields[0]) != 1 {
 		return Stat{}, false
+	}
+	for _, x := range fields[:22] {
+		if len(x) == 0 { // two spaces in a row: not what the kernel writes
+			return Stat{}, false
+		}
 	}
 	u := func(i int) uint64 {
 		v, e := strconv.ParseUint(string(fields[i-3]), 10, 64)
@@ -165,6 +170,17 @@ func TestParseStatmResident(t *testing.T) {
 		got, err := parseStatmResident([]byte(in))
 		if (err != nil) != (want < 0) || (err == nil && int64(got) != want) {
 			t.Errorf("parseStatmResident(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+}
+
+func BenchmarkStatDecode(b *testing.B) {
+	line := []byte("4242 (python3) S 1 4242 4242 0 -1 4194560 3453 0 12 0 1520 312 0 0 20 0 4 0 123456 1234567890 5234 18446744073709551615 94000000000000 94000000100000 140000000000000 0 0 0 0 16781312 134235395 0 0 0 17 1 0 0 0 0 0 94000000200000 94000000300000 94000001000000 140000000100000 140000000100100 140000000100100 140000000200000 0\n")
+	var s Stat
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := s.Decode(line); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
