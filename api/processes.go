@@ -76,7 +76,7 @@ func newProcJSON(w *sampler.Sample, p *sampler.Proc) procJSON {
 	}
 }
 
-func rankedJSON(w *sampler.Sample, list []sampler.Ranked, limit int) []procJSON {
+func rankedJSON(w *sampler.Sample, list []sampler.Ranked, limit int, redact *Redactor) []procJSON {
 	out := make([]procJSON, 0, min(limit, len(list)))
 	for _, r := range list[:min(limit, len(list))] {
 		j := newProcJSON(w, &w.Procs[r.Index])
@@ -84,7 +84,7 @@ func rankedJSON(w *sampler.Sample, list []sampler.Ranked, limit int) []procJSON 
 			u := r.Username
 			j.Username = &u
 		}
-		j.Cmdline = r.Cmdline
+		j.Cmdline = redact.Redact(r.Cmdline)
 		out = append(out, j)
 	}
 	return out
@@ -94,8 +94,8 @@ func rankedJSON(w *sampler.Sample, list []sampler.Ranked, limit int) []procJSON 
 func (s *Server) renderProcesses(w *sampler.Sample, limit int) []byte {
 	body := processesJSON{
 		Timestamp:       timestamp(w.Time),
-		TopCPU:          rankedJSON(w, w.TopCPU, limit),
-		TopRAM:          rankedJSON(w, w.TopRAM, limit),
+		TopCPU:          rankedJSON(w, w.TopCPU, limit, s.cfg.Redact),
+		TopRAM:          rankedJSON(w, w.TopRAM, limit, s.cfg.Redact),
 		TotalProcesses:  len(w.Procs),
 		TotalThreads:    w.Threads,
 		ZombieCount:     len(w.Zombies),

@@ -13,9 +13,13 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// Source gives access to the latest complete sample (the sampler implements it).
+// Source gives access to the latest complete sample and the sampler's
+// clock, boot time and user names (the sampler implements it).
 type Source interface {
 	Latest(fn func(*sampler.Sample)) bool
+	BootTime() time.Time
+	Now() (wall time.Time, sinceBoot time.Duration)
+	Users() sampler.UserLookup
 }
 
 // Config configures the API.
@@ -24,6 +28,8 @@ type Config struct {
 	MaxLimit   int           // the most a request's limit may ask for
 	Interval   time.Duration // sampling interval, for interval_seconds and staleness
 	Visibility sampler.Visibility
+	ProcRoot   string    // read on demand for details; default /proc
+	Redact     *Redactor // hides secrets in command lines; nil serves them as they are
 	// Now tells the time; nil uses time.Now. Tests fix it.
 	Now func() time.Time
 }
@@ -35,6 +41,7 @@ type Server struct {
 	log    zerolog.Logger
 	router *httprouter.Router
 	latest atomic.Pointer[published]
+	pidMax int
 }
 
 // published is what Publish renders once per sample.
@@ -55,7 +62,10 @@ func New(cfg Config, src Source, log zerolog.Logger) *Server {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Server{cfg: cfg, src: src, log: log}
+	if cfg.ProcRoot == "" {
+		cfg.ProcRoot = "/proc"
+	}
+	s := &Server{cfg: cfg, src: src, log: log, pidMax: readPIDMax(cfg.ProcRoot)}
 	r := httprouter.New()
 	r.RedirectTrailingSlash = false
 	r.RedirectFixedPath = false
@@ -75,6 +85,8 @@ func New(cfg Config, src Source, log zerolog.Logger) *Server {
 		writeError(w, http.StatusInternalServerError, "Internal error; the agent logged it", 0)
 	}
 	r.GET("/api/processes", s.processes)
+	r.GET("/api/processes/:pid", s.details)
+	r.GET("/api/processes/:pid/tree", s.tree)
 	r.GET("/healthz", s.healthz)
 	s.router = r
 	return s
@@ -135,3 +147,6 @@ func round1(v float64) float64 { return math.Round(v*10) / 10 }
 
 // timestamp formats t as RFC 3339 in UTC with milliseconds.
 func timestamp(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
+
+// memTotal reads MemTotal afresh, for answers given before the first sample.
+func (s *Server) memTotal() uint64 { return readMemTotal(s.cfg.ProcRoot) }

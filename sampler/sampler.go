@@ -474,3 +474,12 @@ func (SystemClock) Now() (time.Time, time.Duration) {
 	_ = unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts)
 	return time.Now(), time.Duration(ts.Nano())
 }
+
+// BootTime returns the boot time (btime) the sampler read at start.
+func (s *Sampler) BootTime() time.Time { return s.bootTime }
+
+// Now reads the sampler's clock.
+func (s *Sampler) Now() (time.Time, time.Duration) { return s.cfg.Clock.Now() }
+
+// Users returns the sampler's uid-to-name lookup.
+func (s *Sampler) Users() UserLookup { return s.cfg.Users }

@@ -157,7 +157,7 @@ func TestSampleFixture(t *testing.T) {
 		t.Errorf("top ram = %s, want %s", got, want)
 	}
 	top := w.TopCPU[0]
-	if top.Username != "alice" || top.UID != 1000 || top.Cmdline != "python3 /app/server.py --port 8000" {
+	if top.Username != "alice" || top.UID != 1000 || top.Cmdline != "python3 /app/server.py --port 8000 --db-password=hunter2" {
 		t.Errorf("cold data = %+v", top)
 	}
 	if r := w.TopCPU[2]; r.Username != "nobody" || r.Cmdline != "/opt/bad \"arg\" \xff" {

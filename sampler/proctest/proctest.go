@@ -10,10 +10,12 @@ package proctest
 import (
 	"bufio"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -45,8 +47,16 @@ func Reap(cmd *exec.Cmd) {
 // says it is ready.
 func Helper(t testing.TB, mode string, arg int) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	return HelperCmd(t, exec.Command(os.Args[0], "-test.run=^$"), mode, arg)
+}
+
+// HelperCmd is Helper for a command the caller prepared (a working
+// directory, a wrapper such as nice); its last argument list must run this
+// test binary.
+func HelperCmd(t testing.TB, cmd *exec.Cmd, mode string, arg int) *exec.Cmd {
+	t.Helper()
 	cmd.Env = append(os.Environ(), helperEnv+"="+mode+":"+strconv.Itoa(arg))
+	cmd.Stderr = nil // /dev/null: no descriptor the helper's figures would count
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -74,7 +84,9 @@ func Idle(t testing.TB, n int) []int {
 // or returns at once in a normal test run. Modes:
 //
 //	spin:N  N threads spinning on a CPU each
-//	hold:M  M MiB allocated and touched, then idle
+//	hold:M     M MiB allocated and touched, then idle
+//	details:N  N regular files open (created in the working directory), a
+//	           TCP listener and a UDP socket on loopback, three parked threads
 func RunHelperIfAsked() {
 	v, ok := os.LookupEnv(helperEnv)
 	if !ok {
@@ -98,6 +110,35 @@ func RunHelperIfAsked() {
 				}
 			}()
 		}
+	case "details":
+		// arg regular files, one TCP listener, one UDP socket, and three
+		// extra threads each locked and parked.
+		for i := range arg {
+			f, err := os.CreateTemp(".", "open-file-"+strconv.Itoa(i))
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(2)
+			}
+			defer f.Close()
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		defer ln.Close()
+		udp, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		defer udp.Close()
+		for range 3 {
+			go func() {
+				runtime.LockOSThread()
+				select {}
+			}()
+		}
 	case "hold":
 		b := make([]byte, arg<<20)
 		for i := 0; i < len(b); i += 4096 {
@@ -113,4 +154,43 @@ func RunHelperIfAsked() {
 	for {
 		time.Sleep(time.Hour)
 	}
+}
+
+// KillDescendants kills, by PID, every process descended from pid (found
+// through the parent PIDs in /proc), deepest first. Tests call it before
+// reaping a process that started children of its own.
+func KillDescendants(pid int) {
+	parents := map[int]int{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 || i+2 >= len(s) {
+			continue
+		}
+		f := strings.Fields(s[i+2:])
+		if len(f) > 1 {
+			if pp, err := strconv.Atoi(f[1]); err == nil {
+				parents[p] = pp
+			}
+		}
+	}
+	var walk func(int)
+	walk = func(parent int) {
+		for p, pp := range parents {
+			if pp == parent {
+				walk(p)
+				_ = syscall.Kill(p, syscall.SIGKILL)
+			}
+		}
+	}
+	walk(pid)
 }
