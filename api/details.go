@@ -72,7 +72,7 @@ func (s *Server) details(w http.ResponseWriter, _ *http.Request, ps httprouter.P
 		CPUPercent: round1(cpu),
 		MemoryMB:   round1(float64(p.rss) / MiB),
 		Status:     StatusName(st.State),
-		StartedAt:  timestamp(s.src.BootTime().Add(time.Duration(st.StartTicks) * (time.Second / sampler.ClockTicks))),
+		StartedAt:  timestamp(s.startedAt(st.StartTicks)),
 		StartTicks: st.StartTicks,
 		Cmdline:    p.cmdline,
 		NumThreads: st.Threads,

@@ -29,7 +29,8 @@ type Config struct {
 	Interval   time.Duration // sampling interval, for interval_seconds and staleness
 	Visibility sampler.Visibility
 	ProcRoot   string    // read on demand for details; default /proc
-	Redact     *Redactor // hides secrets in command lines; nil serves them as they are
+	Redact     *Redactor // hides secrets in command lines; nil: the default redactor
+	History    History   // nil: the history endpoint answers 404
 	// Now tells the time; nil uses time.Now. Tests fix it.
 	Now func() time.Time
 }
@@ -65,6 +66,9 @@ func New(cfg Config, src Source, log zerolog.Logger) *Server {
 	if cfg.ProcRoot == "" {
 		cfg.ProcRoot = "/proc"
 	}
+	if cfg.Redact == nil {
+		cfg.Redact, _ = NewRedactor(true, nil) // the default patterns compile
+	}
 	s := &Server{cfg: cfg, src: src, log: log, pidMax: readPIDMax(cfg.ProcRoot)}
 	r := httprouter.New()
 	r.RedirectTrailingSlash = false
@@ -87,6 +91,7 @@ func New(cfg Config, src Source, log zerolog.Logger) *Server {
 	r.GET("/api/processes", s.processes)
 	r.GET("/api/processes/:pid", s.details)
 	r.GET("/api/processes/:pid/tree", s.tree)
+	r.GET("/api/processes/:pid/history", s.history)
 	r.GET("/healthz", s.healthz)
 	s.router = r
 	return s

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/procwatch/procwatch/api"
+	"github.com/procwatch/procwatch/history"
 	"github.com/rs/zerolog"
 )
 
@@ -30,6 +32,10 @@ type config struct {
 	logLevel      zerolog.Level
 	logFormat     string
 	version       bool
+	redact        bool
+	redactExtra   []string
+	history       history.Config
+	dataDir       string
 }
 
 var errHelp = errors.New("help requested")
@@ -53,6 +59,18 @@ func flags(fs *flag.FlagSet, cfg *config) {
 			return fmt.Errorf("unknown format %q", s)
 		}
 		cfg.logFormat = s
+		return nil
+	})
+	fs.IntVar(&cfg.history.Points, "history.points", 1000, "raw samples kept per process")
+	fs.DurationVar(&cfg.history.Retention, "history.retention", 48*time.Hour, "nothing older is kept or served, 1h..48h")
+	fs.IntVar(&cfg.history.MaxSeries, "history.max-series", 50000, "cap on processes with history; exited ones are evicted first, oldest first")
+	fs.StringVar(&cfg.dataDir, "data-dir", "", "where history is checkpointed (every 5 minutes and at shutdown) so a restart loses nothing; empty: memory only")
+	fs.BoolVar(&cfg.redact, "cmdline.redact", true, "hide the values of secret-looking arguments (--password=…, --token …, API_KEY=…) in command lines")
+	fs.Func("cmdline.redact-pattern", "a regular expression for more secret argument names, e.g. 'db-?pw' (repeatable)", func(s string) error {
+		if _, err := api.NewRedactor(true, []string{s}); err != nil {
+			return err
+		}
+		cfg.redactExtra = append(cfg.redactExtra, s)
 		return nil
 	})
 	fs.BoolVar(&cfg.version, "version", false, "print version, commit and Go version, and exit")
@@ -98,6 +116,24 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool)) (config, 
 	}
 	if cfg.interval < time.Second || cfg.interval > time.Minute {
 		return cfg, fmt.Errorf("--telemetry-interval %v is out of range 1s..60s", cfg.interval)
+	}
+	if cfg.history.Points < 1 || cfg.history.Points > 100000 {
+		return cfg, fmt.Errorf("--history.points %d is out of range 1..100000", cfg.history.Points)
+	}
+	if cfg.history.Retention < time.Hour || cfg.history.Retention > 48*time.Hour {
+		return cfg, fmt.Errorf("--history.retention %v is out of range 1h..48h", cfg.history.Retention)
+	}
+	if cfg.history.MaxSeries < 1 {
+		return cfg, fmt.Errorf("--history.max-series %d must be at least 1", cfg.history.MaxSeries)
+	}
+	if cfg.history.Points < 1 || cfg.history.Points > 100000 {
+		return cfg, fmt.Errorf("--history.points %d is out of range 1..100000", cfg.history.Points)
+	}
+	if cfg.history.Retention < time.Hour || cfg.history.Retention > 48*time.Hour {
+		return cfg, fmt.Errorf("--history.retention %v is out of range 1h..48h", cfg.history.Retention)
+	}
+	if cfg.history.MaxSeries < 1 {
+		return cfg, fmt.Errorf("--history.max-series %d must be at least 1", cfg.history.MaxSeries)
 	}
 	if cfg.top < 1 || cfg.top > maxLimit {
 		return cfg, fmt.Errorf("--top %d is out of range 1..%d", cfg.top, maxLimit)

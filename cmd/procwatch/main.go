@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/procwatch/procwatch/api"
+	"github.com/procwatch/procwatch/history"
 	"github.com/procwatch/procwatch/sampler"
 	"github.com/rs/zerolog"
 )
@@ -82,12 +83,31 @@ func serve(ctx context.Context, cfg config, log zerolog.Logger, ready chan<- net
 		log.Warn().Str("component", "ProcessMonitor").Msg("degraded visibility: " + reason)
 	}
 
+	hist := history.New(cfg.history, log.With().Str("component", "history").Logger())
+	if cfg.dataDir != "" {
+		if err := os.MkdirAll(cfg.dataDir, 0o700); err != nil {
+			log.Error().Err(err).Str("data_dir", cfg.dataDir).Msg("cannot create the data directory; history will not survive a restart")
+		}
+		if err := hist.Restore(cfg.dataDir, time.Now()); err != nil {
+			log.Warn().Err(err).Msg("history checkpoint not restored")
+		} else if n := hist.Series(); n > 0 {
+			log.Info().Int("series", n).Str("data_dir", cfg.dataDir).Msg("history restored")
+		}
+	}
+
+	redact, err := api.NewRedactor(cfg.redact, cfg.redactExtra)
+	if err != nil {
+		return err
+	}
 	apiLog := log.With().Str("component", "api").Logger()
 	srv := api.New(api.Config{
 		Top:        cfg.top,
 		MaxLimit:   maxLimit,
 		Interval:   cfg.interval,
 		Visibility: vis,
+		ProcRoot:   cfg.procRoot,
+		Redact:     redact,
+		History:    hist,
 	}, smp, apiLog)
 
 	ln, err := net.Listen("tcp", cfg.listenAddress)
@@ -115,7 +135,9 @@ func serve(ctx context.Context, cfg config, log zerolog.Logger, ready chan<- net
 	loopDone := make(chan struct{})
 	go func() {
 		defer close(loopDone)
-		sampleLoop(ctx, cfg.interval, smp, srv, log.With().Str("component", "ProcessMonitor").Logger())
+		loop := &sampleLoop{interval: cfg.interval, smp: smp, srv: srv, hist: hist, dataDir: cfg.dataDir,
+			log: log.With().Str("component", "ProcessMonitor").Logger()}
+		loop.run(ctx)
 	}()
 
 	serveErr := make(chan error, 1)
@@ -141,29 +163,72 @@ func serve(ctx context.Context, cfg config, log zerolog.Logger, ready chan<- net
 	return nil
 }
 
-// sampleLoop takes a sample every interval and publishes it, until ctx is
-// done. The first sample is taken at once, so the API answers within moments
-// of start-up. Errors are logged once a minute at most.
-func sampleLoop(ctx context.Context, interval time.Duration, smp *sampler.Sampler, srv *api.Server, log zerolog.Logger) {
-	ticker := time.NewTicker(interval)
+// checkpointEvery is how often history is checkpointed to --data-dir.
+const checkpointEvery = 5 * time.Minute
+
+// sampleLoop takes a sample every interval, appends it to history and
+// publishes it to the API.
+type sampleLoop struct {
+	interval time.Duration
+	smp      *sampler.Sampler
+	srv      *api.Server
+	hist     *history.Store
+	dataDir  string
+	log      zerolog.Logger
+
+	pageSize   uint64
+	lastErrLog time.Time
+	failures   int
+}
+
+// run samples until ctx is done, then writes a last checkpoint. The first
+// sample is taken at once, so the API answers within moments of start-up.
+// Errors are logged once a minute at most.
+func (l *sampleLoop) run(ctx context.Context) {
+	l.pageSize = uint64(os.Getpagesize())
+	ticker := time.NewTicker(l.interval)
 	defer ticker.Stop()
-	var lastErrLog time.Time
-	failures := 0
+	lastCheckpoint := time.Now()
 	for {
-		w, err := smp.Sample()
-		if err != nil {
-			failures++
-			if time.Since(lastErrLog) >= time.Minute {
-				log.Error().Err(err).Int("failures", failures).Msg("sample failed")
-				lastErrLog, failures = time.Now(), 0
-			}
-		} else {
-			srv.Publish(w)
+		l.once()
+		if l.dataDir != "" && time.Since(lastCheckpoint) >= checkpointEvery {
+			l.checkpoint()
+			lastCheckpoint = time.Now()
 		}
 		select {
 		case <-ctx.Done():
+			if l.dataDir != "" {
+				l.checkpoint()
+			}
 			return
 		case <-ticker.C:
 		}
 	}
+}
+
+func (l *sampleLoop) once() {
+	w, err := l.smp.Sample()
+	if err != nil {
+		l.failures++
+		if time.Since(l.lastErrLog) >= time.Minute {
+			l.log.Error().Err(err).Int("failures", l.failures).Msg("sample failed")
+			l.lastErrLog, l.failures = time.Now(), 0
+		}
+		return
+	}
+	for i := range w.Procs {
+		p := &w.Procs[i]
+		l.hist.Append(w.Time, history.Key{PID: p.PID, StartTicks: p.StartTicks}, p.Comm(), p.CPUPercent, p.RSS/l.pageSize)
+	}
+	l.hist.EndSample(w.Time)
+	l.srv.Publish(w)
+}
+
+func (l *sampleLoop) checkpoint() {
+	start := time.Now()
+	if err := l.hist.Checkpoint(l.dataDir); err != nil {
+		l.log.Error().Err(err).Msg("history checkpoint failed")
+		return
+	}
+	l.log.Debug().Dur("took", time.Since(start)).Int("series", l.hist.Series()).Msg("history checkpointed")
 }

@@ -170,6 +170,9 @@ func TestAgentServesFixture(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	if strings.Contains(string(body), "hunter2") || !strings.Contains(string(body), "--db-password=***") {
+		t.Errorf("the agent does not redact command lines by default: %s", body)
+	}
 	want, err := os.ReadFile("../../testdata/golden/api_processes.json")
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,136 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/julienschmidt/httprouter"
+	"github.com/procwatch/procwatch/history"
+	"github.com/procwatch/procwatch/sampler"
+)
+
+// History is what the history endpoint needs of the store.
+type History interface {
+	Lookup(pid int32, start uint64) (history.Key, bool)
+	Query(k history.Key, now time.Time, span time.Duration) (history.Window, bool)
+}
+
+type historyPointJSON struct {
+	Timestamp     string  `json:"timestamp"`
+	CPUPercent    float64 `json:"cpu_percent"`
+	MemoryPercent float64 `json:"memory_percent"`
+	MemoryMB      float64 `json:"memory_mb"`
+}
+
+type historyStatsJSON struct {
+	AvgCPU    float64 `json:"avg_cpu"`
+	MaxCPU    float64 `json:"max_cpu"`
+	AvgMemory float64 `json:"avg_memory"`
+	MaxMemory float64 `json:"max_memory"`
+}
+
+type historyJSON struct {
+	PID               int                `json:"pid"`
+	Name              string             `json:"name"`
+	StartedAt         string             `json:"started_at"`
+	StartTicks        uint64             `json:"start_ticks"`
+	Alive             bool               `json:"alive"`
+	Hours             int                `json:"hours"`
+	ResolutionSeconds float64            `json:"resolution_seconds"`
+	History           []historyPointJSON `json:"history"`
+	Statistics        *historyStatsJSON  `json:"statistics"`
+	DataPoints        int                `json:"data_points"`
+}
+
+var pageSize = float64(os.Getpagesize())
+
+func (s *Server) history(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+	pid, ok := s.pidParam(w, ps)
+	if !ok {
+		return
+	}
+	hours := 24
+	if q := r.URL.Query(); q.Has("hours") {
+		if hours, ok = parseBoundedInt(q.Get("hours"), 1, 48); !ok {
+			writeError(w, http.StatusBadRequest, "hours must be a whole number from 1 to 48", pid)
+			return
+		}
+	}
+	if s.cfg.History == nil {
+		writeError(w, http.StatusNotFound, "History is not kept by this agent", pid)
+		return
+	}
+	// The process that holds the PID now, or else the latest one that did.
+	var now time.Time
+	var memTotal, liveStart uint64
+	if !s.src.Latest(func(smp *sampler.Sample) {
+		now, memTotal = smp.Time, smp.MemTotal
+		if i := smp.Find(int32(pid)); i >= 0 {
+			liveStart = smp.Procs[i].StartTicks
+		}
+	}) {
+		writeError(w, http.StatusServiceUnavailable, "No sample yet; the first one completes within one interval", pid)
+		return
+	}
+	body := historyJSON{PID: pid, Hours: hours, ResolutionSeconds: s.cfg.Interval.Seconds(), History: []historyPointJSON{}}
+	key, found := s.cfg.History.Lookup(int32(pid), liveStart)
+	if liveStart == 0 && !found {
+		// Not in the sample and never recorded: it may have started since
+		// the sample, with no history yet.
+		st, _, err := readStat(s.cfg.ProcRoot, pid)
+		if err == nil {
+			err = s.checkProcess(pid)
+		}
+		if err != nil {
+			if errors.Is(err, errNotFound) || errors.Is(err, errIsThread) {
+				writeError(w, http.StatusNotFound, "Process not found, and none with this PID within the history's retention", pid)
+			} else {
+				writeProcError(w, err, pid)
+			}
+			return
+		}
+		body.Name, body.Alive, body.StartTicks = string(st.Comm), true, st.StartTicks
+		body.StartedAt = timestamp(s.startedAt(st.StartTicks))
+		writeJSON(w, http.StatusOK, body)
+		return
+	}
+	if !found {
+		key = history.Key{PID: int32(pid), StartTicks: liveStart} // alive, first sample still to come
+	}
+	win, _ := s.cfg.History.Query(key, now, time.Duration(hours)*time.Hour)
+	body.Name, body.Alive, body.StartTicks = win.Name, win.Alive || !found, key.StartTicks
+	body.StartedAt = timestamp(s.startedAt(key.StartTicks))
+	if win.Rollups {
+		body.ResolutionSeconds = history.RollupWidth.Seconds()
+	}
+	memPct := func(pages float64) float64 {
+		if memTotal == 0 {
+			return 0
+		}
+		return pages * pageSize * 100 / float64(memTotal)
+	}
+	for _, p := range win.Points {
+		body.History = append(body.History, historyPointJSON{
+			Timestamp:     timestamp(p.Time),
+			CPUPercent:    round1(p.CPUPercent),
+			MemoryPercent: round1(memPct(p.RSSPages)),
+			MemoryMB:      round1(p.RSSPages * pageSize / MiB),
+		})
+	}
+	if st := win.Stats; st != nil {
+		body.Statistics = &historyStatsJSON{
+			AvgCPU:    round1(st.AvgCPU),
+			MaxCPU:    round1(st.MaxCPU),
+			AvgMemory: round1(memPct(st.AvgRSS)),
+			MaxMemory: round1(memPct(st.MaxRSS)),
+		}
+	}
+	body.DataPoints = len(body.History)
+	writeJSON(w, http.StatusOK, body)
+}
+
+func (s *Server) startedAt(startTicks uint64) time.Time {
+	return s.src.BootTime().Add(time.Duration(startTicks) * (time.Second / sampler.ClockTicks))
+}
