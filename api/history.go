@@ -1,7 +1,6 @@
 package api
 
 import (
-	"errors"
 	"net/http"
 	"os"
 	"time"
@@ -75,32 +74,33 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request, ps httprouter.P
 		return
 	}
 	body := historyJSON{PID: pid, Hours: hours, ResolutionSeconds: s.cfg.Interval.Seconds(), History: []historyPointJSON{}}
-	key, found := s.cfg.History.Lookup(int32(pid), liveStart)
-	if liveStart == 0 && !found {
-		// Not in the sample and never recorded: it may have started since
-		// the sample, with no history yet.
-		st, _, err := readStat(s.cfg.ProcRoot, pid)
-		if err == nil {
-			err = s.checkProcess(pid)
+	if liveStart == 0 {
+		// Not in the sample: a process may hold the PID since, with no
+		// history yet, and it is the one the PID means now.
+		if st, _, err := readStat(s.cfg.ProcRoot, pid); err == nil && s.checkProcess(pid) == nil {
+			liveStart = st.StartTicks
+			body.Name = string(st.Comm)
 		}
-		if err != nil {
-			if errors.Is(err, errNotFound) || errors.Is(err, errIsThread) {
-				writeError(w, http.StatusNotFound, "Process not found, and none with this PID within the history's retention", pid)
-			} else {
-				writeProcError(w, err, pid)
-			}
+	}
+	key, found := s.cfg.History.Lookup(int32(pid), liveStart)
+	if !found {
+		if liveStart == 0 {
+			writeError(w, http.StatusNotFound, "Process not found, and none with this PID within the history's retention", pid)
 			return
 		}
-		body.Name, body.Alive, body.StartTicks = string(st.Comm), true, st.StartTicks
-		body.StartedAt = timestamp(s.startedAt(st.StartTicks))
+		// Alive, and not sampled yet.
+		body.Alive, body.StartTicks = true, liveStart
+		body.StartedAt = timestamp(s.startedAt(liveStart))
+		if body.Name == "" {
+			if st, _, err := readStat(s.cfg.ProcRoot, pid); err == nil {
+				body.Name = string(st.Comm)
+			}
+		}
 		writeJSON(w, http.StatusOK, body)
 		return
 	}
-	if !found {
-		key = history.Key{PID: int32(pid), StartTicks: liveStart} // alive, first sample still to come
-	}
 	win, _ := s.cfg.History.Query(key, now, time.Duration(hours)*time.Hour)
-	body.Name, body.Alive, body.StartTicks = win.Name, win.Alive || !found, key.StartTicks
+	body.Name, body.Alive, body.StartTicks = win.Name, win.Alive, key.StartTicks
 	body.StartedAt = timestamp(s.startedAt(key.StartTicks))
 	if win.Rollups {
 		body.ResolutionSeconds = history.RollupWidth.Seconds()

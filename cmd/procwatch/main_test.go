@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -217,5 +218,91 @@ func TestAgentBadFlagExits2(t *testing.T) {
 	out, err = exec.Command(bin, "--version").Output()
 	if err != nil || !strings.HasPrefix(string(out), "procwatch ") || !strings.Contains(string(out), "go1.") {
 		t.Errorf("--version: %q %v", out, err)
+	}
+}
+
+func fetch(t *testing.T, url string, v any) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode
+}
+
+func stopAgent(t *testing.T, cmd *exec.Cmd, logs *bufio.Scanner) {
+	t.Helper()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for logs.Scan() {
+		}
+	}()
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("exit after SIGTERM: %v", err)
+	}
+}
+
+func TestHistorySurvivesRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := buildAgent(t)
+	dataDir := t.TempDir()
+	sleeper := exec.Command("sleep", "3600")
+	if err := sleeper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sleeper.Process.Kill(); _ = sleeper.Wait() }()
+	args := []string{"--web.listen-address=127.0.0.1:0", "--telemetry-interval=1s", "--data-dir=" + dataDir}
+	url := func(addr string) string {
+		return "http://" + addr + "/api/processes/" + strconv.Itoa(sleeper.Process.Pid) + "/history?hours=1"
+	}
+
+	cmd, addr, logs := startAgent(t, bin, args...)
+	var h struct {
+		DataPoints int  `json:"data_points"`
+		Alive      bool `json:"alive"`
+	}
+	for deadline := time.Now().Add(10 * time.Second); h.DataPoints < 2; time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("history never reached 2 points: %+v", h)
+		}
+		fetch(t, url(addr), &h)
+	}
+	before := h.DataPoints
+	stopAgent(t, cmd, logs)
+	if _, err := os.Stat(filepath.Join(dataDir, "history.ckpt")); err != nil {
+		t.Fatalf("no checkpoint after SIGTERM: %v", err)
+	}
+
+	cmd, addr, logs = startAgent(t, bin, args...)
+	time.Sleep(300 * time.Millisecond) // the first sample after the restart
+	if code := fetch(t, url(addr), &h); code != 200 || h.DataPoints < before+1 || !h.Alive {
+		t.Errorf("after restart: %d %+v, want more than the %d points before it", code, h, before)
+	}
+	stopAgent(t, cmd, logs)
+
+	// A corrupt checkpoint is set aside with a warning; the agent runs.
+	if err := os.WriteFile(filepath.Join(dataDir, "history.ckpt"), []byte("garbage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd, addr, logs = startAgent(t, bin, args...)
+	var health map[string]any
+	for deadline := time.Now().Add(5 * time.Second); health["status"] != "ok"; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("not healthy after a corrupt checkpoint: %v", health)
+		}
+		fetch(t, "http://"+addr+"/healthz", &health)
+	}
+	stopAgent(t, cmd, logs)
+	aside, _ := filepath.Glob(filepath.Join(dataDir, "history.ckpt.corrupt-*"))
+	if len(aside) != 1 {
+		t.Errorf("corrupt checkpoint not set aside: %v", aside)
 	}
 }

@@ -101,6 +101,8 @@ func RunHelperIfAsked() {
 		}
 	}
 	switch mode {
+	case "pidns":
+		runPIDNSInit()
 	case "spin":
 		for range arg {
 			go func() {
