@@ -31,6 +31,12 @@ type Config struct {
 	ProcRoot   string    // read on demand for details; default /proc
 	Redact     *Redactor // hides secrets in command lines; nil: the default redactor
 	History    History   // nil: the history endpoint answers 404
+	Killer     Killer    // nil: kill answers 403
+	// KillEnabled is --kill.enabled.
+	KillEnabled bool
+	// KillPolicy decides whether a request's client may kill (exposure rules);
+	// nil allows every client that reaches the API.
+	KillPolicy func(r *http.Request) (refusal string, ok bool)
 	// Now tells the time; nil uses time.Now. Tests fix it.
 	Now func() time.Time
 }
@@ -92,6 +98,7 @@ func New(cfg Config, src Source, log zerolog.Logger) *Server {
 	r.GET("/api/processes/:pid", s.details)
 	r.GET("/api/processes/:pid/tree", s.tree)
 	r.GET("/api/processes/:pid/history", s.history)
+	r.POST("/api/processes/:pid/kill", s.kill)
 	r.GET("/healthz", s.healthz)
 	s.router = r
 	return s

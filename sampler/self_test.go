@@ -31,3 +31,19 @@ func TestProcMountOptions(t *testing.T) {
 		t.Errorf("options %q", got)
 	}
 }
+
+func TestReadIdentity(t *testing.T) {
+	id, err := ReadIdentity("../testdata/proc", 101)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id.Name != "q\"uo\nte\xff\xfe" || id.Tgid != 101 || id.PPID != 1 || id.State != 'R' || id.StartTicks != 2000 || id.UIDs != [4]uint32{65534, 65534, 65534, 65534} || id.Kthread {
+		t.Errorf("identity %+v", id)
+	}
+	if id, err := ReadIdentity("../testdata/proc", 2); err != nil || !id.Kthread {
+		t.Errorf("kthreadd: %+v %v", id, err)
+	}
+	if _, err := ReadIdentity("../testdata/proc", 4242); err == nil {
+		t.Error("a missing process has an identity")
+	}
+}

@@ -36,6 +36,9 @@ type config struct {
 	redactExtra   []string
 	history       history.Config
 	dataDir       string
+	killEnabled   bool
+	killGrace     time.Duration
+	killProtect   []string
 }
 
 var errHelp = errors.New("help requested")
@@ -65,6 +68,16 @@ func flags(fs *flag.FlagSet, cfg *config) {
 	fs.DurationVar(&cfg.history.Retention, "history.retention", 48*time.Hour, "nothing older is kept or served, 1h..48h")
 	fs.IntVar(&cfg.history.MaxSeries, "history.max-series", 50000, "cap on processes with history; exited ones are evicted first, oldest first")
 	fs.StringVar(&cfg.dataDir, "data-dir", "", "where history is checkpointed (every 5 minutes and at shutdown) so a restart loses nothing; empty: memory only")
+	fs.BoolVar(&cfg.killEnabled, "kill.enabled", true, "false makes the kill endpoint answer 403")
+	fs.DurationVar(&cfg.killGrace, "kill.grace", 5*time.Second, "how long SIGTERM gets before the SIGKILL fallback, 0s..60s")
+	fs.Func("kill.protect", "process names (comm) that may never be killed, beside PID 1, the agent and kernel threads (comma-separated, repeatable)", func(s string) error {
+		for _, n := range strings.Split(s, ",") {
+			if n = strings.TrimSpace(n); n != "" {
+				cfg.killProtect = append(cfg.killProtect, n)
+			}
+		}
+		return nil
+	})
 	fs.BoolVar(&cfg.redact, "cmdline.redact", true, "hide the values of secret-looking arguments (--password=…, --token …, API_KEY=…) in command lines")
 	fs.Func("cmdline.redact-pattern", "a regular expression for more secret argument names, e.g. 'db-?pw' (repeatable)", func(s string) error {
 		if _, err := api.NewRedactor(true, []string{s}); err != nil {
@@ -134,6 +147,9 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool)) (config, 
 	}
 	if cfg.history.MaxSeries < 1 {
 		return cfg, fmt.Errorf("--history.max-series %d must be at least 1", cfg.history.MaxSeries)
+	}
+	if cfg.killGrace < 0 || cfg.killGrace > time.Minute {
+		return cfg, fmt.Errorf("--kill.grace %v is out of range 0s..60s", cfg.killGrace)
 	}
 	if cfg.top < 1 || cfg.top > maxLimit {
 		return cfg, fmt.Errorf("--top %d is out of range 1..%d", cfg.top, maxLimit)

@@ -21,6 +21,7 @@ import (
 	"github.com/procwatch/procwatch/api"
 	"github.com/procwatch/procwatch/history"
 	"github.com/procwatch/procwatch/sampler"
+	"github.com/procwatch/procwatch/signals"
 	"github.com/rs/zerolog"
 )
 
@@ -99,15 +100,31 @@ func serve(ctx context.Context, cfg config, log zerolog.Logger, ready chan<- net
 	if err != nil {
 		return err
 	}
+	killer := signals.New(signals.Config{
+		ProcRoot: cfg.procRoot,
+		Inspect: func(pid int) (signals.Target, error) {
+			id, err := sampler.ReadIdentity(cfg.procRoot, pid)
+			return signals.Target{Tgid: id.Tgid, PPID: id.PPID, Name: id.Name, State: id.State,
+				StartTicks: id.StartTicks, Kthread: id.Kthread, RealUID: id.UIDs[0], SavedUID: id.UIDs[2]}, err
+		},
+		Grace:   cfg.killGrace,
+		Protect: cfg.killProtect,
+		CapKill: caps.Has(sampler.CapKill),
+		UID:     uint32(os.Getuid()),
+		EUID:    uint32(os.Geteuid()),
+	}, log.With().Str("component", "signals").Logger())
+
 	apiLog := log.With().Str("component", "api").Logger()
 	srv := api.New(api.Config{
-		Top:        cfg.top,
-		MaxLimit:   maxLimit,
-		Interval:   cfg.interval,
-		Visibility: vis,
-		ProcRoot:   cfg.procRoot,
-		Redact:     redact,
-		History:    hist,
+		Top:         cfg.top,
+		MaxLimit:    maxLimit,
+		Interval:    cfg.interval,
+		Visibility:  vis,
+		ProcRoot:    cfg.procRoot,
+		Redact:      redact,
+		History:     hist,
+		Killer:      killer,
+		KillEnabled: cfg.killEnabled,
 	}, smp, apiLog)
 
 	ln, err := net.Listen("tcp", cfg.listenAddress)
@@ -129,6 +146,8 @@ func serve(ctx context.Context, cfg config, log zerolog.Logger, ready chan<- net
 		Str("address", ln.Addr().String()).
 		Strs("capabilities", caps.Names()).
 		Bool("visibility_degraded", vis.Degraded).
+		Bool("kill_enabled", cfg.killEnabled).
+		Bool("kill_uses_pidfd", killer.UsesPidfd()).
 		Str("version", version).
 		Msg("Process monitoring enabled")
 

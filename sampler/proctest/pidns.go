@@ -75,7 +75,7 @@ func (n *PIDNS) call(format string, args ...any) string {
 	n.t.Helper()
 	fmt.Fprintf(n.in, format+"\n", args...)
 	r := n.reply()
-	if strings.HasPrefix(r, "error") {
+	if strings.HasPrefix(r, "!error") {
 		n.t.Fatalf("PID namespace helper: %s", r)
 	}
 	return r
@@ -102,11 +102,19 @@ func (n *PIDNS) Kill(pid int) { n.call("kill %d", pid) }
 // SetLastPID writes the namespace's ns_last_pid, so the next process gets pid+1.
 func (n *PIDNS) SetLastPID(pid int) { n.call("lastpid %d", pid) }
 
+// Run runs the registered handler name with arg inside the namespace, in its
+// init, and returns the line the handler returned. The handler sees the
+// namespace's procfs at ProcDir().
+func (n *PIDNS) Run(name, arg string) string { return n.call("run %s %s", name, arg) }
+
+// ProcDir is, inside the namespace, where its procfs is mounted.
+func ProcDir() string { return os.Getenv(procDirEnv) }
+
 // runPIDNSInit is the helper side: PID 1 of the new namespace.
 func runPIDNSInit() {
 	dir := os.Getenv(procDirEnv)
 	fail := func(err error) {
-		fmt.Printf("error %v\n", err)
+		fmt.Printf("!error %v\n", err)
 		os.Exit(2)
 	}
 	// Keep our mounts from propagating to the host, then mount a procfs
@@ -129,6 +137,10 @@ func runPIDNSInit() {
 		if len(f) > 1 {
 			arg, _ = strconv.Atoi(f[1])
 		}
+		if f[0] == "run" && len(f) < 2 {
+			fmt.Println("!error run needs a handler")
+			continue
+		}
 		switch f[0] {
 		case "spawn", "zombie":
 			name, args := "sleep", []string{"3600"}
@@ -137,7 +149,7 @@ func runPIDNSInit() {
 			}
 			c := exec.Command(name, args...)
 			if err := c.Start(); err != nil {
-				fmt.Printf("error %v\n", err)
+				fmt.Printf("!error %v\n", err)
 				continue
 			}
 			children[c.Process.Pid] = c
@@ -145,22 +157,29 @@ func runPIDNSInit() {
 		case "kill":
 			c, ok := children[arg]
 			if !ok {
-				fmt.Printf("error %d is not a child\n", arg)
+				fmt.Printf("!error %d is not a child\n", arg)
 				continue
 			}
 			_ = c.Process.Kill()
 			_ = c.Wait()
 			delete(children, arg)
 			fmt.Println("ok")
+		case "run":
+			fn, ok := handlers[f[1]]
+			if !ok || len(f) < 3 {
+				fmt.Printf("!error no handler %q\n", f[1])
+				continue
+			}
+			fmt.Println(fn(f[2]))
 		case "lastpid":
 			// ns_last_pid acts on the writer's PID namespace: this one.
 			if err := os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(arg)), 0); err != nil {
-				fmt.Printf("error %v\n", err)
+				fmt.Printf("!error %v\n", err)
 				continue
 			}
 			fmt.Println("ok")
 		default:
-			fmt.Printf("error unknown command %q\n", f[0])
+			fmt.Printf("!error unknown command %q\n", f[0])
 		}
 	}
 	os.Exit(0)

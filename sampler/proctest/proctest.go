@@ -13,6 +13,8 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -21,7 +23,31 @@ import (
 	"time"
 )
 
-const helperEnv = "PROCWATCH_TEST_HELPER"
+const (
+	helperEnv = "PROCWATCH_TEST_HELPER"
+	argEnv    = "PROCWATCH_TEST_ARG"
+)
+
+// handlers are functions a test registers (from TestMain, before
+// RunHelperIfAsked) to run in a helper process: Call runs one in a new
+// process, PIDNS.Run runs one inside the namespace.
+var handlers = map[string]func(arg string) string{}
+
+// Handle registers fn under name.
+func Handle(name string, fn func(arg string) string) { handlers[name] = fn }
+
+// Call runs the handler name with arg in a new process started from cmd
+// and returns the line it printed. cmd runs this test binary; set its
+// SysProcAttr to run it as another user (see CopyTestBinary).
+func Call(t testing.TB, cmd *exec.Cmd, name, arg string) string {
+	t.Helper()
+	cmd.Env = append(os.Environ(), helperEnv+"="+name, argEnv+"="+arg)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("helper %s: %v (%s)", name, err, out)
+	}
+	return strings.TrimSuffix(string(out), "\n")
+}
 
 // Start starts a command and registers a cleanup that kills it by PID with
 // SIGKILL and reaps it.
@@ -83,7 +109,8 @@ func Idle(t testing.TB, n int) []int {
 // RunHelperIfAsked runs the helper mode named in the environment and exits,
 // or returns at once in a normal test run. Modes:
 //
-//	spin:N  N threads spinning on a CPU each
+//	spin:N     N threads spinning on a CPU each
+//	ignoreterm SIGTERM ignored, then idle
 //	hold:M     M MiB allocated and touched, then idle
 //	details:N  N regular files open (created in the working directory), a
 //	           TCP listener and a UDP socket on loopback, three parked threads
@@ -92,15 +119,15 @@ func RunHelperIfAsked() {
 	if !ok {
 		return
 	}
-	var mode string
-	var arg int
-	for i := range v {
-		if v[i] == ':' {
-			mode = v[:i]
-			arg, _ = strconv.Atoi(v[i+1:])
-		}
+	mode, argText, _ := strings.Cut(v, ":")
+	arg, _ := strconv.Atoi(argText)
+	if fn, ok := handlers[mode]; ok {
+		fmt.Println(fn(os.Getenv(argEnv)))
+		os.Exit(0)
 	}
 	switch mode {
+	case "ignoreterm":
+		signal.Ignore(syscall.SIGTERM)
 	case "pidns":
 		runPIDNSInit()
 	case "spin":
@@ -195,4 +222,28 @@ func KillDescendants(pid int) {
 		}
 	}
 	walk(pid)
+}
+
+// CopyTestBinary copies this test binary to a directory every user may
+// enter, so that a helper can run as another user (the go tool builds it in
+// a directory only its owner may read). The copy is removed at cleanup.
+func CopyTestBinary(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "procwatch-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	b, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "helper.test")
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return bin
 }
