@@ -10,7 +10,10 @@ ARGS      ?=
 FUZZTIME  ?= 30s
 SEEDTIME  ?= 3s
 
-.PHONY: all build run test vet fuzz-seeds fuzz bench clean
+PREFIX    ?= /usr/local
+UNITDIR   ?= /etc/systemd/system
+
+.PHONY: all build run install test vet fuzz-seeds fuzz bench clean
 
 all: build
 
@@ -19,6 +22,11 @@ build:
 
 run: build
 	./$(BIN) $(ARGS)
+
+# The binary and the hardened systemd unit (deploy/procwatch.service).
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/procwatch
+	install -D -m 0644 deploy/procwatch.service $(DESTDIR)$(UNITDIR)/procwatch.service
 
 # vet, the whole suite under the race detector (unit tests on testdata/
 # fixtures and integration tests against processes the tests spawn), then a

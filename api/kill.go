@@ -167,12 +167,10 @@ func killError(err error, pid int, res signals.Result) (int, killErrorJSON) {
 	return status, out
 }
 
-// requestUser returns the basic-auth user of an authenticated request, or "".
+// requestUser returns the user an authenticated request was verified as, or "".
 func requestUser(r *http.Request) string {
-	if u, _, ok := r.BasicAuth(); ok {
-		return u
-	}
-	return ""
+	u, _ := r.Context().Value(userKey{}).(string)
+	return u
 }
 
 // mayKill decides whether this client may kill at all; the exposure rules

@@ -39,6 +39,12 @@ type config struct {
 	killEnabled   bool
 	killGrace     time.Duration
 	killProtect   []string
+	killUsers     []string
+	webConfigFile string
+	allowedHosts  []string
+	corsOrigins   []string
+	maxInFlight   int
+	web           webConfig // loaded from webConfigFile
 }
 
 var errHelp = errors.New("help requested")
@@ -68,16 +74,14 @@ func flags(fs *flag.FlagSet, cfg *config) {
 	fs.DurationVar(&cfg.history.Retention, "history.retention", 48*time.Hour, "nothing older is kept or served, 1h..48h")
 	fs.IntVar(&cfg.history.MaxSeries, "history.max-series", 50000, "cap on processes with history; exited ones are evicted first, oldest first")
 	fs.StringVar(&cfg.dataDir, "data-dir", "", "where history is checkpointed (every 5 minutes and at shutdown) so a restart loses nothing; empty: memory only")
+	fs.StringVar(&cfg.webConfigFile, "web.config.file", "", "exporter-toolkit web config (TLS, basic_auth_users with bcrypt hashes), as node_exporter reads it")
+	fs.Func("web.allowed-hosts", "more Host header values accepted when listening on loopback only (comma-separated, repeatable)", listFlag(&cfg.allowedHosts))
+	fs.Func("web.cors-origins", "origins allowed to call the API from a browser; * allows any origin for GET only (comma-separated, repeatable)", listFlag(&cfg.corsOrigins))
+	fs.IntVar(&cfg.maxInFlight, "web.max-requests", 64, "concurrent requests served before answering 429")
+	fs.Func("kill.users", "basic-auth users allowed to kill from a remote client; empty: every authenticated user (comma-separated, repeatable)", listFlag(&cfg.killUsers))
 	fs.BoolVar(&cfg.killEnabled, "kill.enabled", true, "false makes the kill endpoint answer 403")
 	fs.DurationVar(&cfg.killGrace, "kill.grace", 5*time.Second, "how long SIGTERM gets before the SIGKILL fallback, 0s..60s")
-	fs.Func("kill.protect", "process names (comm) that may never be killed, beside PID 1, the agent and kernel threads (comma-separated, repeatable)", func(s string) error {
-		for _, n := range strings.Split(s, ",") {
-			if n = strings.TrimSpace(n); n != "" {
-				cfg.killProtect = append(cfg.killProtect, n)
-			}
-		}
-		return nil
-	})
+	fs.Func("kill.protect", "process names (comm) that may never be killed, beside PID 1, the agent and kernel threads (comma-separated, repeatable)", listFlag(&cfg.killProtect))
 	fs.BoolVar(&cfg.redact, "cmdline.redact", true, "hide the values of secret-looking arguments (--password=…, --token …, API_KEY=…) in command lines")
 	fs.Func("cmdline.redact-pattern", "a regular expression for more secret argument names, e.g. 'db-?pw' (repeatable)", func(s string) error {
 		if _, err := api.NewRedactor(true, []string{s}); err != nil {
@@ -87,6 +91,18 @@ func flags(fs *flag.FlagSet, cfg *config) {
 		return nil
 	})
 	fs.BoolVar(&cfg.version, "version", false, "print version, commit and Go version, and exit")
+}
+
+// listFlag appends the comma-separated values of each use of a flag to dst.
+func listFlag(dst *[]string) func(string) error {
+	return func(s string) error {
+		for _, v := range strings.Split(s, ",") {
+			if v = strings.TrimSpace(v); v != "" {
+				*dst = append(*dst, v)
+			}
+		}
+		return nil
+	}
 }
 
 // envName is the environment variable of a flag: PROCWATCH_ and the name in
@@ -147,6 +163,9 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool)) (config, 
 	}
 	if cfg.history.MaxSeries < 1 {
 		return cfg, fmt.Errorf("--history.max-series %d must be at least 1", cfg.history.MaxSeries)
+	}
+	if cfg.maxInFlight < 1 {
+		return cfg, fmt.Errorf("--web.max-requests %d must be at least 1", cfg.maxInFlight)
 	}
 	if cfg.killGrace < 0 || cfg.killGrace > time.Minute {
 		return cfg, fmt.Errorf("--kill.grace %v is out of range 0s..60s", cfg.killGrace)

@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -37,12 +39,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprint(stdout, usage())
 			return 0
 		}
-		fmt.Fprintf(stderr, "procwatch: %v\n", err)
+		fmt.Fprintf(stderr, "procwatch: %s\n", oneLine(err))
 		return 2
 	}
 	if cfg.version {
 		fmt.Fprintln(stdout, versionString())
 		return 0
+	}
+	// A bad web config is a bad flag value: one line, exit 2.
+	if cfg.web, err = loadWebConfig(cfg.webConfigFile); err != nil {
+		fmt.Fprintf(stderr, "procwatch: %s\n", oneLine(err))
+		return 2
 	}
 	log := newLogger(cfg, stderr)
 
@@ -53,6 +60,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// oneLine folds an error onto one line: start-up errors are one line each.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", "; ")), " ")
 }
 
 func newLogger(cfg config, w io.Writer) zerolog.Logger {
@@ -127,12 +139,33 @@ func serve(ctx context.Context, cfg config, log zerolog.Logger, ready chan<- net
 		KillEnabled: cfg.killEnabled,
 	}, smp, apiLog)
 
+	wc := cfg.web
 	ln, err := net.Listen("tcp", cfg.listenAddress)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	loopbackOnly := isLoopbackListener(ln.Addr())
+	handler, err := srv.Secure(api.Security{
+		LoopbackOnly: loopbackOnly,
+		AllowedHosts: cfg.allowedHosts,
+		CORSOrigins:  cfg.corsOrigins,
+		Users:        wc.users,
+		KillUsers:    cfg.killUsers,
+		MaxInFlight:  cfg.maxInFlight,
+	})
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("--web.cors-origins: %w", err)
+	}
+	if !loopbackOnly && len(wc.users) == 0 {
+		log.Warn().Str("component", "ProcessMonitor").Str("address", ln.Addr().String()).
+			Msg("THE API IS EXPOSED WITHOUT AUTHENTICATION: anyone who can reach this address can read every process's command line and details. Configure basic_auth_users (and TLS) in --web.config.file, or listen on loopback only")
+	}
+	if wc.tls != nil {
+		ln = tls.NewListener(ln, wc.tls)
+	}
 	httpSrv := &http.Server{
-		Handler:           srv.Handler(),
+		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      90 * time.Second, // longer than the longest kill wait (60 s grace + 5 s)
@@ -144,6 +177,8 @@ func serve(ctx context.Context, cfg config, log zerolog.Logger, ready chan<- net
 	log.Info().Str("component", "ProcessMonitor").
 		Str("interval", cfg.interval.String()).
 		Str("address", ln.Addr().String()).
+		Bool("tls", wc.tls != nil).
+		Bool("auth", len(wc.users) > 0).
 		Strs("capabilities", caps.Names()).
 		Bool("visibility_degraded", vis.Degraded).
 		Bool("kill_enabled", cfg.killEnabled).
@@ -180,6 +215,13 @@ func serve(ctx context.Context, cfg config, log zerolog.Logger, ready chan<- net
 	}
 	log.Info().Msg("stopped")
 	return nil
+}
+
+// isLoopbackListener reports whether the listener accepts loopback
+// connections only.
+func isLoopbackListener(a net.Addr) bool {
+	tcp, ok := a.(*net.TCPAddr)
+	return ok && tcp.IP.IsLoopback()
 }
 
 // checkpointEvery is how often history is checkpointed to --data-dir.
