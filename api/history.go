@@ -14,6 +14,8 @@ import (
 type History interface {
 	Lookup(pid int32, start uint64) (history.Key, bool)
 	Query(k history.Key, now time.Time, span time.Duration) (history.Window, bool)
+	Series() int
+	Bytes() int64
 }
 
 type historyPointJSON struct {

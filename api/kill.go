@@ -54,6 +54,7 @@ const permissionDenied = "Permission denied - insufficient privileges (may need 
 func (s *Server) kill(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 	audit := s.log.Info().Str("event", "kill").Str("remote", r.RemoteAddr).Str("user", requestUser(r))
 	refuse := func(status int, msg string, pid int) {
+		s.metrics.killAttempts.WithLabelValues(killOutcome(status)).Inc()
 		audit.Int("pid", pid).Int("status", status).Str("outcome", "refused").Str("reason", msg).Msg("kill attempt")
 		writeError(w, status, msg, pid)
 	}
@@ -91,10 +92,12 @@ func (s *Server) kill(w http.ResponseWriter, r *http.Request, ps httprouter.Para
 		Bool("escalated", res.Escalated).Int64("elapsed_ms", res.Elapsed.Milliseconds())
 	if err != nil {
 		status, out := killError(err, pid, res)
+		s.metrics.killAttempts.WithLabelValues(killOutcome(status)).Inc()
 		audit.Int("status", status).Str("outcome", "failed").Str("reason", out.Error).Msg("kill attempt")
 		writeJSON(w, status, out)
 		return
 	}
+	s.metrics.killAttempts.WithLabelValues(killOutcome(http.StatusOK)).Inc()
 	audit.Int("status", http.StatusOK).Str("outcome", "terminated").Msg("kill attempt")
 	writeJSON(w, http.StatusOK, killJSON{
 		Success:   true,

@@ -37,18 +37,20 @@ type Config struct {
 	// KillPolicy decides whether a request's client may kill (exposure rules);
 	// nil allows every client that reaches the API.
 	KillPolicy func(r *http.Request) (refusal string, ok bool)
+	Metrics    MetricsConfig
 	// Now tells the time; nil uses time.Now. Tests fix it.
 	Now func() time.Time
 }
 
 // Server holds the handlers and the latest rendered responses.
 type Server struct {
-	cfg    Config
-	src    Source
-	log    zerolog.Logger
-	router *httprouter.Router
-	latest atomic.Pointer[published]
-	pidMax int
+	cfg     Config
+	src     Source
+	log     zerolog.Logger
+	router  *httprouter.Router
+	latest  atomic.Pointer[published]
+	pidMax  int
+	metrics *Metrics
 }
 
 // published is what Publish renders once per sample.
@@ -76,6 +78,11 @@ func New(cfg Config, src Source, log zerolog.Logger) *Server {
 		cfg.Redact, _ = NewRedactor(true, nil) // the default patterns compile
 	}
 	s := &Server{cfg: cfg, src: src, log: log, pidMax: readPIDMax(cfg.ProcRoot)}
+	var users sampler.UserLookup
+	if src != nil {
+		users = src.Users()
+	}
+	s.metrics = newMetrics(cfg.Metrics, cfg.History, users)
 	r := httprouter.New()
 	r.RedirectTrailingSlash = false
 	r.RedirectFixedPath = false
@@ -100,6 +107,7 @@ func New(cfg Config, src Source, log zerolog.Logger) *Server {
 	r.GET("/api/processes/:pid/history", s.history)
 	r.POST("/api/processes/:pid/kill", s.kill)
 	r.GET("/healthz", s.healthz)
+	r.Handler(http.MethodGet, "/metrics", s.metrics.Handler())
 	s.router = r
 	return s
 }
@@ -120,7 +128,11 @@ func (s *Server) Publish(w *sampler.Sample) {
 		processes:  s.renderProcesses(w, s.cfg.Top),
 	}
 	s.latest.Store(p)
+	s.metrics.groups.observe(w)
 }
+
+// Metrics returns the agent's metrics, for the sampling loop to update.
+func (s *Server) Metrics() *Metrics { return s.metrics }
 
 // errorBody is the body of every error response (SPEC §4).
 type errorBody struct {

@@ -19,14 +19,11 @@ type coldKey struct {
 }
 
 type coldEntry struct {
-	uid      uint32
-	username string
-	cmdline  string
-	lastSeq  uint64
+	cmdline string
+	lastSeq uint64
 }
 
-// coldCache holds the command line and owner of processes that appear in a
-// top list. It is read only for processes new to a list, so a steady state
+// coldCache holds the command lines of processes that appear in a top list. It is read only for processes new to a list, so a steady state
 // reads no cold file and allocates nothing. Only the sampler goroutine uses it.
 type coldCache struct {
 	users   UserLookup
@@ -54,7 +51,11 @@ func (c *coldCache) fill(s *Sampler, w *Sample) {
 			}
 			e.lastSeq = w.Seq
 			c.entries[k] = e
-			r.UID, r.Username, r.Cmdline = e.uid, e.username, e.cmdline
+			r.UID, r.Cmdline = p.UID, e.cmdline
+			r.Username = ""
+			if p.UID != NoUID {
+				r.Username = c.users.Username(p.UID)
+			}
 		}
 	}
 	for k, e := range c.entries {
@@ -64,16 +65,10 @@ func (c *coldCache) fill(s *Sampler, w *Sample) {
 	}
 }
 
-// read loads the cold data of one process. A process that exits meanwhile
-// gets an empty command line and NoUID.
+// read loads the command line of one process; one that exits meanwhile gets
+// an empty one.
 func (c *coldCache) read(rootFD int, p *Proc) coldEntry {
-	e := coldEntry{uid: NoUID}
-	if b := c.readFile(rootFD, p.PID, "status"); b != nil {
-		if uid, ok := parseStatusUID(b); ok {
-			e.uid = uid
-			e.username = c.users.Username(uid)
-		}
-	}
+	var e coldEntry
 	// Kernel threads and zombies have an empty cmdline file already.
 	if b := c.readFile(rootFD, p.PID, "cmdline"); len(b) > 0 {
 		e.cmdline = string(JoinCmdline(b))

@@ -363,3 +363,56 @@ func TestParseStatusUID(t *testing.T) {
 		t.Error("malformed Uid line accepted")
 	}
 }
+
+func TestUIDCarriedAndRefreshed(t *testing.T) {
+	root := copyTree(t, "../testdata/proc")
+	s := newTestSampler(t, root, Config{Clock: newFixtureClock()})
+	w, err := s.Sample()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if uid := w.Procs[w.Find(101)].UID; uid != 65534 {
+		t.Fatalf("uid %d", uid)
+	}
+	// The process drops to uid 1000 after it started.
+	status, _ := os.ReadFile(filepath.Join(root, "101", "status"))
+	changed := strings.Replace(string(status), "Uid:\t65534\t65534\t65534\t65534", "Uid:\t1000\t1000\t1000\t1000", 1)
+	if err := os.WriteFile(filepath.Join(root, "101", "status"), []byte(changed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	seen := 0
+	for i := 1; i <= uidRefresh; i++ {
+		w, _ = s.Sample()
+		if w.Procs[w.Find(101)].UID == 1000 {
+			seen = i
+			break
+		}
+	}
+	if seen == 0 {
+		t.Fatalf("uid change not seen within %d samples", uidRefresh)
+	}
+	if seen == 1 && (101+w.Seq)%uidRefresh != 0 {
+		t.Error("uid re-read every sample, not carried over")
+	}
+}
+
+func TestReadErrorsLoggedOncePerMinute(t *testing.T) {
+	root := copyTree(t, "../testdata/proc")
+	if err := os.WriteFile(filepath.Join(root, "202", "stat"), []byte("garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	s, err := New(Config{ProcRoot: root, Users: fixtureUsers, Clock: newFixtureClock()}, zerolog.New(&logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for range 50 {
+		if _, err := s.Sample(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := strings.Count(logs.String(), "\n"); n != 1 || !strings.Contains(logs.String(), `"errors":1`) {
+		t.Errorf("50 failing samples logged %d lines: %s", n, logs.String())
+	}
+}

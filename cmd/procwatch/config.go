@@ -45,6 +45,7 @@ type config struct {
 	corsOrigins   []string
 	maxInFlight   int
 	web           webConfig // loaded from webConfigFile
+	maxGroups     int
 }
 
 var errHelp = errors.New("help requested")
@@ -90,6 +91,7 @@ func flags(fs *flag.FlagSet, cfg *config) {
 		cfg.redactExtra = append(cfg.redactExtra, s)
 		return nil
 	})
+	fs.IntVar(&cfg.maxGroups, "metrics.max-groups", 500, "name/user groups on /metrics before the rest fold into name=\"other\"")
 	fs.BoolVar(&cfg.version, "version", false, "print version, commit and Go version, and exit")
 }
 
@@ -164,6 +166,9 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool)) (config, 
 	if cfg.history.MaxSeries < 1 {
 		return cfg, fmt.Errorf("--history.max-series %d must be at least 1", cfg.history.MaxSeries)
 	}
+	if cfg.maxGroups < 1 {
+		return cfg, fmt.Errorf("--metrics.max-groups %d must be at least 1", cfg.maxGroups)
+	}
 	if cfg.maxInFlight < 1 {
 		return cfg, fmt.Errorf("--web.max-requests %d must be at least 1", cfg.maxInFlight)
 	}
@@ -178,32 +183,63 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool)) (config, 
 
 func usage() string {
 	var b strings.Builder
-	b.WriteString("Usage: procwatch [flags]\n\nSamples every process from /proc and serves an HTTP JSON API.\nEvery flag can also be set as PROCWATCH_<NAME> (dots and dashes as _, upper case).\n\nFlags:\n")
+	b.WriteString("Usage: procwatch [flags]\n\nSamples every process from /proc and serves an HTTP JSON API (README.md).\nEvery flag can also be set as PROCWATCH_<NAME> (dots and dashes as _, upper case).\n")
 	fs := flag.NewFlagSet("procwatch", flag.ContinueOnError)
 	var cfg config
 	flags(fs, &cfg)
+	groups := []struct{ prefix, title string }{
+		{"web.", "Serving"}, {"telemetry-", "Sampling"}, {"top", "Sampling"}, {"proc-root", "Sampling"},
+		{"history.", "History"}, {"data-dir", "History"}, {"kill.", "Killing"}, {"cmdline.", "Command lines"},
+		{"metrics.", "Metrics"}, {"log.", "Logging"}, {"version", "Other"},
+	}
+	byTitle := map[string][]*flag.Flag{}
 	fs.VisitAll(func(f *flag.Flag) {
-		def := ""
-		if f.DefValue != "" && f.DefValue != "false" {
-			def = " (default " + f.DefValue + ")"
+		title := "Other"
+		for _, g := range groups {
+			if strings.HasPrefix(f.Name, g.prefix) {
+				title = g.title
+				break
+			}
 		}
-		fmt.Fprintf(&b, "  --%s\n        %s%s\n        env %s\n", f.Name, f.Usage, def, envName(f.Name))
+		byTitle[title] = append(byTitle[title], f)
 	})
+	order := []string{"Serving", "Sampling", "History", "Killing", "Command lines", "Metrics", "Logging", "Other"}
+	for _, title := range order {
+		if len(byTitle[title]) == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "\n%s:\n", title)
+		for _, f := range byTitle[title] {
+			def := ""
+			if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "[]" {
+				def = " (default " + f.DefValue + ")"
+			}
+			fmt.Fprintf(&b, "  --%s\n        %s%s [%s]\n", f.Name, f.Usage, def, envName(f.Name))
+		}
+	}
 	return b.String()
 }
 
 func versionString() string {
-	goVersion, rev := "unknown", commit
+	goVersion := "unknown"
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		goVersion = bi.GoVersion
+	}
+	return fmt.Sprintf("procwatch %s (commit %s, %s)", version, revision(), goVersion)
+}
+
+// revision is the commit set at build time, else the one the Go tool
+// recorded, else "unknown".
+func revision() string {
+	if commit != "" {
+		return commit
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && rev == "" {
-				rev = s.Value
+			if s.Key == "vcs.revision" {
+				return s.Value
 			}
 		}
 	}
-	if rev == "" {
-		rev = "unknown"
-	}
-	return fmt.Sprintf("procwatch %s (commit %s, %s)", version, rev, goVersion)
+	return "unknown"
 }

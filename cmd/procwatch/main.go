@@ -136,6 +136,7 @@ func serve(ctx context.Context, cfg config, log zerolog.Logger, ready chan<- net
 		Redact:      redact,
 		History:     hist,
 		Killer:      killer,
+		Metrics:     api.MetricsConfig{MaxGroups: cfg.maxGroups, Version: version, Revision: revision(), Runtime: true},
 		KillEnabled: cfg.killEnabled,
 	}, smp, apiLog)
 
@@ -283,13 +284,18 @@ func (l *sampleLoop) once() {
 	}
 	l.hist.EndSample(w.Time)
 	l.srv.Publish(w)
+	m := l.srv.Metrics()
+	m.Samples.Inc()
+	m.SampleDuration.Observe(w.Duration.Seconds())
 }
 
 func (l *sampleLoop) checkpoint() {
 	start := time.Now()
 	if err := l.hist.Checkpoint(l.dataDir); err != nil {
+		l.srv.Metrics().CheckpointFailures.Inc()
 		l.log.Error().Err(err).Msg("history checkpoint failed")
 		return
 	}
+	l.srv.Metrics().CheckpointWrites.Inc()
 	l.log.Debug().Dur("took", time.Since(start)).Int("series", l.hist.Series()).Msg("history checkpointed")
 }

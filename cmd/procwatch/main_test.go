@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -72,6 +73,25 @@ func TestEnvName(t *testing.T) {
 	if got := envName("web.listen-address"); got != "PROCWATCH_WEB_LISTEN_ADDRESS" {
 		t.Error(got)
 	}
+}
+
+func TestREADMEDocumentsEveryFlag(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	var cfg config
+	flags(fs, &cfg)
+	fs.VisitAll(func(f *flag.Flag) {
+		if f.Name == "version" {
+			return
+		}
+		row := "| `--" + f.Name + "` | `" + envName(f.Name) + "` |"
+		if !strings.Contains(string(readme), row) {
+			t.Errorf("README has no flag row starting %s", row)
+		}
+	})
 }
 
 func TestHelpListsEveryFlag(t *testing.T) {
@@ -214,6 +234,24 @@ func TestAgentServesFixture(t *testing.T) {
 	}
 	if got, exp := blank(normalize(t, body)), blank(normalize(t, want)); !reflect.DeepEqual(got, exp) {
 		t.Errorf("served over --proc-root:\n%s\nwant (as the golden file):\n%s", body, want)
+	}
+
+	// The same fixtures on /metrics (golden in api/metrics_test.go; here the
+	// lines that do not depend on this machine's user names or clock).
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	exposition, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		"\nprocwatch_processes 10\n", "\nprocwatch_threads 23\n", `procwatch_processes_by_state{state="zombie"} 1`,
+		`procwatch_group_processes{name="kworker",username="root"} 1`, `procwatch_group_cpu_seconds_total{name="kworker",username="root"} 0.55`,
+		"\nprocwatch_samples_total ", "\ngo_goroutines ", "\nprocess_resident_memory_bytes ",
+	} {
+		if !strings.Contains(string(exposition), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
 	}
 
 	// SIGTERM: graceful shutdown and exit 0.
