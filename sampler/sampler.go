@@ -147,20 +147,26 @@ type Sampler struct {
 	bootTime time.Time
 	pageSize uint64
 
-	list      *lister
-	bufs      [2]*Sample
-	next      int
-	published atomic.Pointer[Sample]
-	seq       uint64
-	held      int
-	stat      Stat
-	readBuf   []byte
-	statmBuf  []byte
-	cold      coldCache
-	topCPU    topHeap
-	topRAM    topHeap
-	lastWarn  time.Time
-	unlogged  int // read errors since the last warning
+	list       *lister
+	bufs       [2]*Sample
+	next       int
+	published  atomic.Pointer[Sample]
+	seq        uint64
+	held       int
+	stat       Stat
+	readBuf    []byte
+	statmBuf   []byte
+	cold       coldCache
+	topCPU     topHeap
+	topRAM     topHeap
+	lastWarn   time.Time
+	unlogged   int // read errors since the last warning
+	shedWarned bool
+	cur        *Sample
+
+	// afterList, when set (by tests), runs between listing /proc and reading
+	// the processes: where a process that exits is most likely to vanish.
+	afterList func()
 }
 
 var errBadConfig = errors.New("sampler: bad config")
@@ -297,6 +303,10 @@ func (s *Sampler) Sample() (*Sample, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sampler: list %s: %w", s.cfg.ProcRoot, err)
 	}
+	if s.afterList != nil {
+		s.afterList()
+	}
+	s.cur = w
 	var prevProcs []Proc
 	if prev != nil {
 		prevProcs = prev.Procs
@@ -326,6 +336,24 @@ func (s *Sampler) Sample() (*Sample, error) {
 	s.published.Store(w)
 	s.next ^= 1
 	return w, nil
+}
+
+// shed halves the hold budget and closes descriptors held by the processes
+// already read in this sample (the sampler owns that buffer) until the count
+// is within it, so the open/read/close fallback has room to work.
+func (s *Sampler) shed() {
+	s.cfg.MaxHeldFiles = s.held / 2
+	if !s.shedWarned {
+		s.shedWarned = true
+		s.log.Warn().Int("held", s.held).Int("budget", s.cfg.MaxHeldFiles).Msg("out of file descriptors: holding fewer, reading the rest with open/read/close")
+	}
+	procs := s.cur.Procs
+	for i := len(procs) - 1; i >= 0 && s.held > s.cfg.MaxHeldFiles; i-- {
+		p := &procs[i]
+		s.closeFD(p.fd)
+		s.closeFD(p.statmFD)
+		p.fd, p.statmFD = -1, -1
+	}
 }
 
 // release closes the descriptors a vanished process held. p is in the
@@ -418,6 +446,10 @@ func (s *Sampler) readProc(w *Sample, pid int32, old *Proc) {
 func (s *Sampler) reread(fd *int32, pid int32, name string, buf []byte) (b []byte, reopened bool, err error) {
 	if *fd >= 0 {
 		if b, err = preadFull(int(*fd), buf); err == nil {
+			if s.held > s.cfg.MaxHeldFiles {
+				s.closeFD(*fd) // over budget since descriptors ran short: shed
+				*fd = -1
+			}
 			return s.whole(b, buf)
 		}
 		s.closeFD(*fd)
@@ -429,6 +461,12 @@ func (s *Sampler) reread(fd *int32, pid int32, name string, buf []byte) (b []byt
 	}
 	var path pathBuf
 	nfd, err := openAt(s.rootFD, path.pidPath(pid, name))
+	if errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE) {
+		// Out of descriptors: hold half as many from now on, give back
+		// those this sample took beyond that, and try once more.
+		s.shed()
+		nfd, err = openAt(s.rootFD, path.pidPath(pid, name))
+	}
 	if err != nil {
 		return nil, reopened, err
 	}
@@ -494,10 +532,6 @@ func (s *Sampler) closeFD(fd int32) {
 func (s *Sampler) skip(err error) {
 	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ESRCH) {
 		return
-	}
-	if errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE) {
-		// Out of descriptors: stop holding more than we have now.
-		s.cfg.MaxHeldFiles = s.held
 	}
 	w := s.bufs[s.next]
 	w.Skipped++
