@@ -1,6 +1,10 @@
 # procwatch — see README.md. `make run` builds and starts the agent on
 # 127.0.0.1:8754; `make test` is what CI runs.
 
+# Recipes run under bash with pipefail, so `cmd | tee file` fails when cmd does.
+SHELL       := /bin/bash
+.SHELLFLAGS := -o pipefail -ec
+
 GO        ?= go
 BIN       := bin/procwatch
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -48,8 +52,18 @@ fuzz-seeds fuzz:
 	  done; \
 	done
 
+# Every benchmark side by side with its peers; bench/results/ keeps the raw
+# output (benchstat-friendly), and the table is printed at the end. Spawns up
+# to 5,000 idle processes (killed by PID) and runs the agent for two minutes.
+BENCHCOUNT ?= 3
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 200x ./sampler/
+	mkdir -p bench/results
+	$(GO) test -run '^$$' -bench 'BenchmarkSample$$' -benchmem -benchtime 200x -count $(BENCHCOUNT) ./sampler/ | tee bench/results/sampler.txt
+	$(GO) test -run '^$$' -bench . -benchmem ./history/ | tee bench/results/history.txt
+	cd bench && $(GO) test -run '^$$' -bench FullSample -benchmem -benchtime 10x -count $(BENCHCOUNT) -timeout 30m . | tee results/full.txt
+	cd bench && $(GO) test -run '^$$' -bench API -benchtime 3s -count $(BENCHCOUNT) . | tee results/api.txt
+	cd bench && $(GO) test -run '^$$' -bench AgentOverhead -benchtime 1x -timeout 30m . | tee results/overhead.txt
+	cd bench && cat results/*.txt | $(GO) run ./cmd/benchtable
 
 clean:
 	rm -rf bin
