@@ -17,7 +17,7 @@ SEEDTIME  ?= 3s
 PREFIX    ?= /usr/local
 UNITDIR   ?= /etc/systemd/system
 
-.PHONY: all build run install test vet fuzz-seeds fuzz bench clean
+.PHONY: all build run install test vet fuzz-seeds fuzz soak bench clean
 
 all: build
 
@@ -56,6 +56,11 @@ fuzz-seeds fuzz:
 # output (benchstat-friendly), and the table is printed at the end. Spawns up
 # to 5,000 idle processes (killed by PID) and runs the agent for two minutes.
 BENCHCOUNT ?= 3
+# The long versions of the reliability suites (minutes): a 60 s fork storm,
+# 30 s of 64 clients against 5,000 extra processes, SIGTERM after 20 s of load.
+soak:
+	PROCWATCH_SOAK=1 $(GO) test -count=1 -v -timeout 30m -run 'TestLoad|ForkStorm|SIGTERMUnderLoad|SlowAndVanishing' ./api/ ./cmd/procwatch/
+
 bench:
 	mkdir -p bench/results
 	$(GO) test -run '^$$' -bench 'BenchmarkSample$$' -benchmem -benchtime 200x -count $(BENCHCOUNT) ./sampler/ | tee bench/results/sampler.txt

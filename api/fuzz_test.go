@@ -32,8 +32,13 @@ func FuzzNetTableInode(f *testing.F) {
 		if !ok {
 			return
 		}
-		if fields := strings.Fields(line); len(fields) < 10 || fields[9] != strconv.FormatUint(inode, 10) && strings.TrimLeft(fields[9], "+0") != strconv.FormatUint(inode, 10) {
-			t.Fatalf("inode %d from %q", inode, line)
+		// The tenth space-separated field (the kernel separates with spaces).
+		fields := strings.FieldsFunc(line, func(r rune) bool { return r == ' ' })
+		if len(fields) < 10 {
+			t.Fatalf("inode %d from a line of %d fields: %q", inode, len(fields), line)
+		}
+		if v, err := strconv.ParseUint(fields[9], 10, 64); err != nil || v != inode {
+			t.Fatalf("inode %d, tenth field %q: %q", inode, fields[9], line)
 		}
 	})
 }

@@ -160,7 +160,7 @@ func TestShortLivedProcessServedRaw(t *testing.T) {
 		o.add(ts, float64(i), uint64(i*10))
 	}
 	last := t0.Add(19 * 3 * time.Second)
-	checkWindow(t, s, o, k, last, time.Hour, false) // never wrapped: raw covers it all
+	checkWindow(t, s, o, k, last, time.Hour, false)        // never wrapped: raw covers it all
 	if got := s.Bytes(); got > 32*12+4*24+seriesOverhead { // the ring grew 8 → 16 → 32
 		t.Errorf("a 20-sample series costs %d bytes", got)
 	}
@@ -476,4 +476,27 @@ func FuzzDecodeCheckpoint(f *testing.F) {
 			t.Fatalf("re-encoded %d bytes differ from the %d decoded", len(body), len(want))
 		}
 	})
+}
+
+// TestWallClockJumpsBack: an NTP step backwards makes later samples look
+// older; nothing panics, nothing is lost, and windows still answer.
+func TestWallClockJumpsBack(t *testing.T) {
+	s := New(Config{Points: 10}, zerolog.Nop())
+	k := Key{PID: 7, StartTicks: 1}
+	ts := t0
+	for i := range 30 {
+		if i == 15 {
+			ts = ts.Add(-2 * time.Hour)
+		}
+		s.Append(ts, k, []byte("j"), 1, 1)
+		s.EndSample(ts)
+		ts = ts.Add(3 * time.Second)
+	}
+	w, ok := s.Query(k, ts, 48*time.Hour)
+	if !ok || w.Stats == nil || !w.Alive {
+		t.Fatalf("after a backwards jump: %+v", w)
+	}
+	if len(w.Points) == 0 {
+		t.Error("no points served after a backwards jump")
+	}
 }

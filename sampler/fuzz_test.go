@@ -21,11 +21,15 @@ func FuzzParseStatusUID(f *testing.F) {
 		if !ok {
 			return
 		}
-		// The uid is the number after the first "\nUid:" line's blanks.
+		// The uid is the digit run after the first "\nUid:" line's blanks.
 		i := bytes.Index(b, []byte("\nUid:"))
 		rest := bytes.TrimLeft(b[i+5:], " \t")
-		if !bytes.HasPrefix(rest, []byte(strconv.FormatUint(uint64(uid), 10))) && uid != 0 {
-			t.Fatalf("uid %d not found after Uid: in %q", uid, b)
+		j := 0
+		for j < len(rest) && rest[j] >= '0' && rest[j] <= '9' {
+			j++
+		}
+		if v, err := strconv.ParseUint(string(rest[:j]), 10, 32); err != nil || uint32(v) != uid {
+			t.Fatalf("uid %d, digits %q after Uid: in %q", uid, rest[:j], b)
 		}
 		if uid == NoUID {
 			t.Fatal("parsed the NoUID marker as a uid")
@@ -41,9 +45,13 @@ func FuzzParseStatmResident(f *testing.F) {
 		if err != nil {
 			return
 		}
-		fields := bytes.Fields(b)
-		if len(fields) < 3 || strconv.FormatUint(v, 10) != string(bytes.TrimLeft(fields[1], "0")) && v != 0 {
-			t.Fatalf("resident %d from %q", v, b)
+		// The second space-separated field, followed by another field.
+		fields := bytes.Split(b, []byte(" "))
+		if len(fields) < 3 {
+			t.Fatalf("resident %d from %q, which has %d fields", v, b, len(fields))
+		}
+		if want, err := strconv.ParseUint(string(fields[1]), 10, 64); err != nil || want != v {
+			t.Fatalf("resident %d, second field %q", v, fields[1])
 		}
 	})
 }

@@ -94,13 +94,28 @@ func TestMain(m *testing.M) {
 		res, err := newKiller("/proc").Kill(Request{PID: pid, Force: true})
 		return outcome(res, err)
 	})
+	// Run by Call: use up every descriptor, then try to kill arg.
+	proctest.Handle("lowfd-kill", func(arg string) string {
+		pid, _ := strconv.Atoi(arg)
+		k := newKiller("/proc") // probes pidfd support while descriptors remain
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: 64, Max: 64}); err != nil {
+			return "setrlimit: " + err.Error()
+		}
+		for {
+			if _, err := syscall.Dup(0); err != nil {
+				break
+			}
+		}
+		_, err := k.Kill(Request{PID: pid})
+		return outcome(Result{}, err)
+	})
 	proctest.RunHelperIfAsked()
 	os.Exit(m.Run())
 }
 
 func outcome(res Result, err error) string {
 	if err != nil {
-		for _, e := range []error{ErrNotFound, ErrStartMismatch, ErrZombie, ErrProtected, ErrPermission, ErrStillAlive} {
+		for _, e := range []error{ErrNotFound, ErrStartMismatch, ErrZombie, ErrProtected, ErrPermission, ErrStillAlive, ErrNoDescriptors} {
 			if errors.Is(err, e) {
 				return "error: " + e.Error()
 			}
@@ -310,6 +325,17 @@ func TestPIDNamespace(t *testing.T) {
 		if id, _ := inspector(ns.ProcRoot)(b); id.State != 'Z' {
 			t.Errorf("B still running: %+v", id)
 		}
+	}
+}
+
+func TestOutOfDescriptors(t *testing.T) {
+	target := proctest.Start(t, exec.Command("sleep", "3600"))
+	got := proctest.Call(t, exec.Command(os.Args[0], "-test.run=^$"), "lowfd-kill", strconv.Itoa(target.Process.Pid))
+	if got != "error: "+ErrNoDescriptors.Error() {
+		t.Errorf("kill with no descriptor left: %s", got)
+	}
+	if !alive(target.Process.Pid) {
+		t.Error("killed without a pidfd")
 	}
 }
 
