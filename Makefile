@@ -58,8 +58,9 @@ fuzz-seeds fuzz:
 BENCHCOUNT ?= 3
 # The long versions of the reliability suites (minutes): a 60 s fork storm,
 # 30 s of 64 clients against 5,000 extra processes, SIGTERM after 20 s of load.
+# One package at a time (-p 1), so one suite's processes do not skew another's figures.
 soak:
-	PROCWATCH_SOAK=1 $(GO) test -count=1 -v -timeout 30m -run 'TestLoad|ForkStorm|SIGTERMUnderLoad|SlowAndVanishing' ./api/ ./cmd/procwatch/
+	PROCWATCH_SOAK=1 $(GO) test -p 1 -count=1 -v -timeout 30m -run 'TestLoad|ForkStorm|SIGTERMUnderLoad|SlowAndVanishing' ./api/ ./cmd/procwatch/
 
 bench:
 	mkdir -p bench/results
