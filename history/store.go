@@ -183,10 +183,8 @@ func (s *Store) appendRaw(ser *series, ms int64, cpu, rss uint32) {
 		return
 	}
 	if cap(ser.raw) < s.rawCap {
-		// Grow: the process has outlived its ring. Unroll into order first.
-		grown := make([]point, 0, min(2*cap(ser.raw), s.rawCap))
-		grown = append(grown, ser.raw[ser.rawHead:]...)
-		grown = append(grown, ser.raw[:ser.rawHead]...)
+		// The process has outlived its ring.
+		grown := growRing(ser.raw, ser.rawHead, s.rawCap)
 		s.bytes.Add(int64(cap(grown)-cap(ser.raw)) * 12)
 		ser.raw, ser.rawHead = append(grown, p), 0
 		return
@@ -194,6 +192,15 @@ func (s *Store) appendRaw(ser *series, ms int64, cpu, rss uint32) {
 	ser.raw[ser.rawHead] = p
 	ser.rawHead = (ser.rawHead + 1) % len(ser.raw)
 	ser.wrapped = true
+}
+
+// growRing returns a full ring's elements, oldest first, in a new slice of
+// twice the capacity (at most limit), so a series costs memory in
+// proportion to its age.
+func growRing[T any](ring []T, head, limit int) []T {
+	grown := make([]T, 0, min(2*cap(ring), limit))
+	grown = append(grown, ring[head:]...)
+	return append(grown, ring[:head]...)
 }
 
 // rebase moves the series' base time to its oldest raw point, so offsets stay
@@ -225,9 +232,7 @@ func (s *Store) appendRollup(ser *series, ms int64, cpu, rss uint32) {
 		return
 	}
 	if cap(ser.rolls) < s.rollCap {
-		grown := make([]rollup, 0, min(2*cap(ser.rolls), s.rollCap))
-		grown = append(grown, ser.rolls[ser.rollHead:]...)
-		grown = append(grown, ser.rolls[:ser.rollHead]...)
+		grown := growRing(ser.rolls, ser.rollHead, s.rollCap)
 		s.bytes.Add(int64(cap(grown)-cap(ser.rolls)) * 24)
 		ser.rolls, ser.rollHead = append(grown, r), 0
 		return

@@ -106,25 +106,35 @@ func JoinCmdline(b []byte) []byte {
 }
 
 // parseStatusUID returns the real uid from the "Uid:" line of
-// /proc/<pid>/status (real, effective, saved, filesystem).
+// /proc/<pid>/status.
 func parseStatusUID(b []byte) (uint32, bool) {
+	var uids [1]uint32
+	return uids[0], parseStatusUIDs(b, uids[:])
+}
+
+// parseStatusUIDs fills uids, in order, from the "Uid:" line (real,
+// effective, saved, filesystem). A uid of 2^32-1 is refused: it is NoUID.
+func parseStatusUIDs(b []byte, uids []uint32) bool {
 	i := bytes.Index(b, []byte("\nUid:"))
 	if i < 0 {
-		return 0, false
+		return false
 	}
 	b = b[i+5:]
-	for len(b) > 0 && (b[0] == '\t' || b[0] == ' ') {
-		b = b[1:]
+	for k := range uids {
+		for len(b) > 0 && (b[0] == '\t' || b[0] == ' ') {
+			b = b[1:]
+		}
+		j := 0
+		for j < len(b) && b[j] >= '0' && b[j] <= '9' {
+			j++
+		}
+		v, ok := parseUint(b[:j])
+		if !ok || v > 1<<32-2 {
+			return false
+		}
+		uids[k], b = uint32(v), b[j:]
 	}
-	j := 0
-	for j < len(b) && b[j] >= '0' && b[j] <= '9' {
-		j++
-	}
-	v, ok := parseUint(b[:j])
-	if !ok || v > 1<<32-2 {
-		return 0, false
-	}
-	return uint32(v), true
+	return true
 }
 
 // UserCache resolves uids through a lookup function and remembers the answers.

@@ -42,24 +42,8 @@ func ReadIdentity(procRoot string, pid int) (Identity, error) {
 	if id.Tgid, err = statusInt(status, "Tgid:"); err != nil {
 		return Identity{}, fmt.Errorf("%s/status: %w", dir, err)
 	}
-	i := bytes.Index(status, []byte("\nUid:"))
-	if i < 0 {
-		return Identity{}, fmt.Errorf("%s/status: no Uid line", dir)
-	}
-	line := status[i+5:]
-	for k := range id.UIDs {
-		for len(line) > 0 && (line[0] == '\t' || line[0] == ' ') {
-			line = line[1:]
-		}
-		j := 0
-		for j < len(line) && line[j] >= '0' && line[j] <= '9' {
-			j++
-		}
-		v, ok := parseUint(line[:j])
-		if !ok || v > 1<<32-1 {
-			return Identity{}, fmt.Errorf("%s/status: bad Uid line", dir)
-		}
-		id.UIDs[k], line = uint32(v), line[j:]
+	if !parseStatusUIDs(status, id.UIDs[:]) {
+		return Identity{}, fmt.Errorf("%s/status: no valid Uid line", dir)
 	}
 	return id, nil
 }

@@ -157,15 +157,6 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool)) (config, 
 	if cfg.history.MaxSeries < 1 {
 		return cfg, fmt.Errorf("--history.max-series %d must be at least 1", cfg.history.MaxSeries)
 	}
-	if cfg.history.Points < 1 || cfg.history.Points > 100000 {
-		return cfg, fmt.Errorf("--history.points %d is out of range 1..100000", cfg.history.Points)
-	}
-	if cfg.history.Retention < time.Hour || cfg.history.Retention > 48*time.Hour {
-		return cfg, fmt.Errorf("--history.retention %v is out of range 1h..48h", cfg.history.Retention)
-	}
-	if cfg.history.MaxSeries < 1 {
-		return cfg, fmt.Errorf("--history.max-series %d must be at least 1", cfg.history.MaxSeries)
-	}
 	if cfg.maxGroups < 1 {
 		return cfg, fmt.Errorf("--metrics.max-groups %d must be at least 1", cfg.maxGroups)
 	}

@@ -254,17 +254,7 @@ func TestAgentServesFixture(t *testing.T) {
 		}
 	}
 
-	// SIGTERM: graceful shutdown and exit 0.
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		for logs.Scan() {
-		}
-	}()
-	if err := cmd.Wait(); err != nil {
-		t.Errorf("exit after SIGTERM: %v", err)
-	}
+	stopAgent(t, cmd, logs) // SIGTERM: graceful shutdown and exit 0
 }
 
 func TestAgentBadFlagExits2(t *testing.T) {
@@ -346,9 +336,14 @@ func TestHistorySurvivesRestart(t *testing.T) {
 	}
 
 	cmd, addr, logs = startAgent(t, bin, args...)
-	time.Sleep(300 * time.Millisecond) // the first sample after the restart
-	if code := fetch(t, url(addr), &h); code != 200 || h.DataPoints < before+1 || !h.Alive {
-		t.Errorf("after restart: %d %+v, want more than the %d points before it", code, h, before)
+	code := 0
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if code = fetch(t, url(addr), &h); code == 200 && h.DataPoints > before && h.Alive {
+			break // the restored points and at least one new sample
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after restart: %d %+v, want more than the %d points before it", code, h, before)
+		}
 	}
 	stopAgent(t, cmd, logs)
 
