@@ -384,7 +384,12 @@ func (s *Sampler) readProc(w *Sample, pid int32, old *Proc) {
 		}
 	}
 	var rss uint64
-	if err == nil {
+	if err == nil && (s.stat.Kthread() || s.stat.State == 'Z') {
+		// No address space (a kernel thread, or a zombie leader whose mm is
+		// gone): statm would read all zeros, so it is neither read nor held.
+		s.closeFD(statmFD)
+		statmFD = -1
+	} else if err == nil {
 		// RSS comes from statm, not stat: since Linux 6.16 statm and status
 		// sum the per-CPU RSS counters exactly while stat still reads them
 		// approximately (off by up to 32 pages per CPU).

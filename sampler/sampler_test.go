@@ -128,6 +128,15 @@ func TestSampleFixture(t *testing.T) {
 	if !w.Procs[w.Find(2)].Kthread || w.Procs[w.Find(1)].Kthread {
 		t.Error("kernel thread flag wrong for PIDs 1 and 2")
 	}
+	// No address space, so no statm read or held: RSS is 0 by definition.
+	for _, pid := range []int32{2, 17, 300} {
+		if p := &w.Procs[w.Find(pid)]; p.statmFD != -1 || p.RSS != 0 || p.fd < 0 {
+			t.Errorf("PID %d: statm descriptor %d, stat descriptor %d, RSS %d", pid, p.statmFD, p.fd, p.RSS)
+		}
+	}
+	if p := &w.Procs[w.Find(200)]; p.statmFD < 0 {
+		t.Error("a user process holds no statm descriptor")
+	}
 	if got := string(w.Procs[w.Find(17)].Comm()); got != "kworker/0:1-events_power_efficient" {
 		t.Errorf("long kernel thread comm = %q", got)
 	}
