@@ -96,12 +96,18 @@ func HelperCmd(t testing.TB, cmd *exec.Cmd, mode string, arg int) *exec.Cmd {
 }
 
 // Idle starts n processes that sleep until killed and returns their PIDs.
+// It returns once they have settled (a second after the last start), so a
+// benchmark that runs next does not pay for their exec and start-up while
+// one that runs later does not.
 func Idle(t testing.TB, n int) []int {
 	t.Helper()
 	pids := make([]int, 0, n)
 	for range n {
 		cmd := Start(t, exec.Command("sleep", "3600"))
 		pids = append(pids, cmd.Process.Pid)
+	}
+	if n > 0 {
+		time.Sleep(time.Second)
 	}
 	return pids
 }
