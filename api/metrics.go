@@ -40,7 +40,7 @@ type MetricsConfig struct {
 	Runtime bool
 }
 
-func newMetrics(cfg MetricsConfig, hist History, users sampler.UserLookup) *Metrics {
+func newMetrics(cfg MetricsConfig, hist History, users sampler.UserLookup, src Source) *Metrics {
 	if cfg.MaxGroups <= 0 {
 		cfg.MaxGroups = 500
 	}
@@ -77,6 +77,14 @@ func newMetrics(cfg MetricsConfig, hist History, users sampler.UserLookup) *Metr
 			return 0
 		}
 		return float64(hist.Bytes())
+	}))
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "procwatch_sampler_held_descriptors", Help: "Descriptors on /proc files the sampler keeps open between samples.",
+	}, func() float64 {
+		if src == nil {
+			return 0
+		}
+		return float64(src.HeldFiles())
 	}))
 	goVersion := "unknown"
 	if bi, ok := debug.ReadBuildInfo(); ok {

@@ -20,6 +20,7 @@ type Source interface {
 	BootTime() time.Time
 	Now() (wall time.Time, sinceBoot time.Duration)
 	Users() sampler.UserLookup
+	HeldFiles() int
 }
 
 // Config configures the API.
@@ -82,7 +83,7 @@ func New(cfg Config, src Source, log zerolog.Logger) *Server {
 	if src != nil {
 		users = src.Users()
 	}
-	s.metrics = newMetrics(cfg.Metrics, cfg.History, users)
+	s.metrics = newMetrics(cfg.Metrics, cfg.History, users, src)
 	r := httprouter.New()
 	r.RedirectTrailingSlash = false
 	r.RedirectFixedPath = false

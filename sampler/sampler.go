@@ -162,6 +162,7 @@ type Sampler struct {
 	lastWarn   time.Time
 	unlogged   int // read errors since the last warning
 	shedWarned bool
+	heldGauge  atomic.Int64 // held, as of the latest sample, for other goroutines
 	cur        *Sample
 
 	// afterList, when set (by tests), runs between listing /proc and reading
@@ -333,6 +334,7 @@ func (s *Sampler) Sample() (*Sample, error) {
 	s.rank(w)
 	s.cold.fill(s, w)
 	w.Duration = time.Since(start)
+	s.heldGauge.Store(int64(s.held))
 	s.published.Store(w)
 	s.next ^= 1
 	return w, nil
@@ -558,6 +560,11 @@ func (SystemClock) Now() (time.Time, time.Duration) {
 	_ = unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts)
 	return time.Now(), time.Duration(ts.Nano())
 }
+
+// HeldFiles returns how many /proc descriptors the sampler keeps open
+// between samples. Only the sampling goroutine changes it; others read a
+// value at most one sample old.
+func (s *Sampler) HeldFiles() int { return int(s.heldGauge.Load()) }
 
 // BootTime returns the boot time (btime) the sampler read at start.
 func (s *Sampler) BootTime() time.Time { return s.bootTime }

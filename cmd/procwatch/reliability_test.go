@@ -119,13 +119,14 @@ func TestForkStorm(t *testing.T) {
 	defer stopAgent(t, cmd, logs)
 	waitHealthy(t, addr)
 	pid := cmd.Process.Pid
-	// The agent holds two descriptors per process it sees (stat and statm)
-	// and one per idle keep-alive connection, so descriptors are compared
-	// net of both.
+	// The agent holds descriptors on /proc for the processes it sees
+	// (procwatch_sampler_held_descriptors) and one per idle keep-alive
+	// connection, so descriptors are compared net of both.
 	netFDs := func() int {
 		http.DefaultClient.CloseIdleConnections()
 		time.Sleep(100 * time.Millisecond)
-		return countFDs(t, pid) - 2*int(metric(t, addr, "procwatch_processes"))
+		held := int(metric(t, addr, "procwatch_sampler_held_descriptors"))
+		return countFDs(t, pid) - held
 	}
 	fdsBefore, rssBefore, goBefore := netFDs(), vmRSSMiB(t, pid), metric(t, addr, "go_goroutines")
 
@@ -169,7 +170,7 @@ func TestForkStorm(t *testing.T) {
 	time.Sleep(2500 * time.Millisecond) // two samples: the vanished processes' descriptors are closed
 	series := metric(t, addr, "procwatch_history_series")
 	fdsAfter, rssAfter, goAfter := netFDs(), vmRSSMiB(t, pid), metric(t, addr, "go_goroutines")
-	t.Logf("fork storm of %v at %.0f processes/s: RSS %.1f → %.1f MiB, descriptors beyond 2 per process %d → %d, goroutines %.0f → %.0f, history series %.0f (cap %d)",
+	t.Logf("fork storm of %v at %.0f processes/s: RSS %.1f → %.1f MiB, descriptors besides those held on /proc %d → %d, goroutines %.0f → %.0f, history series %.0f (cap %d)",
 		storm, rate, rssBefore, rssAfter, fdsBefore, fdsAfter, goBefore, goAfter, series, maxSeries)
 	if unhealthy > 0 {
 		t.Errorf("/healthz failed %d times during the storm", unhealthy)
