@@ -23,7 +23,8 @@ type coldEntry struct {
 	lastSeq uint64
 }
 
-// coldCache holds the command lines of processes that appear in a top list. It is read only for processes new to a list, so a steady state
+// coldCache holds the command lines of processes that appear in a top list.
+// A command line is read only for a process new to a list, so a steady state
 // reads no cold file and allocates nothing. Only the sampler goroutine uses it.
 type coldCache struct {
 	users   UserLookup

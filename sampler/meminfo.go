@@ -3,9 +3,20 @@ package sampler
 import (
 	"bytes"
 	"errors"
+	"os"
+	"path/filepath"
 )
 
 var errNoMemTotal = errors.New("meminfo: no MemTotal line")
+
+// ReadMemTotal returns MemTotal, in bytes, from <procRoot>/meminfo.
+func ReadMemTotal(procRoot string) (uint64, error) {
+	b, err := os.ReadFile(filepath.Join(procRoot, "meminfo"))
+	if err != nil {
+		return 0, err
+	}
+	return parseMemTotal(b)
+}
 
 // parseMemTotal returns MemTotal from /proc/meminfo contents, in bytes.
 func parseMemTotal(b []byte) (uint64, error) {

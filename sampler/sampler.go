@@ -25,9 +25,10 @@ type Config struct {
 	// TopN is how many processes each top list keeps (the most an API
 	// request may ask for). Default 100.
 	TopN int
-	// MaxHeldFiles caps the stat descriptors kept open between samples;
-	// processes beyond it are read with open/read/close. 0 derives the cap
-	// from RLIMIT_NOFILE, leaving room for the rest of the agent.
+	// MaxHeldFiles caps the descriptors (on stat and statm) kept open
+	// between samples; processes beyond it are read with open/read/close. 0
+	// derives the cap from RLIMIT_NOFILE, leaving room for the rest of the
+	// agent.
 	MaxHeldFiles int
 	// Users resolves uids to names; nil uses the system user database.
 	Users UserLookup
@@ -125,8 +126,23 @@ func (s *Sample) Find(pid int32) int {
 
 // StartedAt returns the wall time at which p started: boot time plus its
 // start ticks.
-func (s *Sample) StartedAt(p *Proc) time.Time {
-	return s.BootTime.Add(time.Duration(p.StartTicks) * (time.Second / ClockTicks))
+func (s *Sample) StartedAt(p *Proc) time.Time { return StartedAt(s.BootTime, p.StartTicks) }
+
+// StartedAt returns the wall time of start ticks, given the boot time.
+func StartedAt(bootTime time.Time, startTicks uint64) time.Time {
+	return bootTime.Add(ticksDuration(startTicks))
+}
+
+// LifetimeCPUPercent is the CPU percent of a process measured over its life
+// so far: its ticks over the time since it started (at least one tick, so a
+// process born this instant is not divided by zero).
+func LifetimeCPUPercent(ticks, startTicks uint64, sinceBoot time.Duration) float64 {
+	life := sinceBoot - ticksDuration(startTicks)
+	return ticksPercent(ticks, max(life, time.Second/ClockTicks))
+}
+
+func ticksDuration(ticks uint64) time.Duration {
+	return time.Duration(ticks) * (time.Second / ClockTicks)
 }
 
 // MemoryPercent returns p's RSS as a percentage of MemTotal.
@@ -163,7 +179,6 @@ type Sampler struct {
 	unlogged   int // read errors since the last warning
 	shedWarned bool
 	heldGauge  atomic.Int64 // held, as of the latest sample, for other goroutines
-	cur        *Sample
 
 	// afterList, when set (by tests), runs between listing /proc and reading
 	// the processes: where a process that exits is most likely to vanish.
@@ -279,6 +294,15 @@ func (s *Sampler) Latest(fn func(*Sample)) bool {
 // sample, which stays valid until the next-but-one call.
 func (s *Sampler) Sample() (*Sample, error) {
 	start := time.Now()
+	// List first: if that fails, the buffer is left untouched for a reader
+	// still holding it from the sample before last.
+	pids, err := s.list.list()
+	if err != nil {
+		return nil, fmt.Errorf("sampler: list %s: %w", s.cfg.ProcRoot, err)
+	}
+	if s.afterList != nil {
+		s.afterList()
+	}
 	w := s.bufs[s.next]
 	prev := s.published.Load()
 	w.mu.Lock()
@@ -300,14 +324,6 @@ func (s *Sampler) Sample() (*Sample, error) {
 		}
 	}
 
-	pids, err := s.list.list()
-	if err != nil {
-		return nil, fmt.Errorf("sampler: list %s: %w", s.cfg.ProcRoot, err)
-	}
-	if s.afterList != nil {
-		s.afterList()
-	}
-	s.cur = w
 	var prevProcs []Proc
 	if prev != nil {
 		prevProcs = prev.Procs
@@ -349,7 +365,7 @@ func (s *Sampler) shed() {
 		s.shedWarned = true
 		s.log.Warn().Int("held", s.held).Int("budget", s.cfg.MaxHeldFiles).Msg("out of file descriptors: holding fewer, reading the rest with open/read/close")
 	}
-	procs := s.cur.Procs
+	procs := s.bufs[s.next].Procs
 	for i := len(procs) - 1; i >= 0 && s.held > s.cfg.MaxHeldFiles; i-- {
 		p := &procs[i]
 		s.closeFD(p.fd)
@@ -432,17 +448,17 @@ func (s *Sampler) readProc(w *Sample, pid int32, old *Proc) {
 		p.UID = s.readUID(pid)
 	}
 
+	sinceLast := same && p.Ticks >= old.Ticks // ticks never go back for one incarnation
 	p.DeltaTicks = p.Ticks
-	if same && p.Ticks >= old.Ticks {
+	if sinceLast {
 		p.DeltaTicks = p.Ticks - old.Ticks
 	}
-	if same && w.Interval > 0 && p.Ticks >= old.Ticks {
-		p.CPUPercent = ticksPercent(p.Ticks-old.Ticks, w.Interval)
+	if sinceLast && w.Interval > 0 {
+		p.CPUPercent = ticksPercent(p.DeltaTicks, w.Interval)
 	} else {
 		// Born since the last sample (or a reused PID, or the first
 		// sample): measure over its life so far rather than report 0.
-		life := w.SinceBoot - time.Duration(p.StartTicks)*(time.Second/ClockTicks)
-		p.CPUPercent = ticksPercent(p.Ticks, max(life, time.Second/ClockTicks))
+		p.CPUPercent = LifetimeCPUPercent(p.Ticks, p.StartTicks, w.SinceBoot)
 	}
 }
 
@@ -457,7 +473,8 @@ func (s *Sampler) reread(fd *int32, pid int32, name string, buf []byte) (b []byt
 				s.closeFD(*fd) // over budget since descriptors ran short: shed
 				*fd = -1
 			}
-			return s.whole(b, buf)
+			b, err = whole(b, buf)
+			return b, false, err
 		}
 		s.closeFD(*fd)
 		*fd = -1
@@ -487,17 +504,17 @@ func (s *Sampler) reread(fd *int32, pid int32, name string, buf []byte) (b []byt
 	if err != nil {
 		return nil, reopened, err
 	}
-	b, _, err = s.whole(b, buf)
+	b, err = whole(b, buf)
 	return b, reopened, err
 }
 
 // whole rejects a read that filled the whole buffer: the file was longer than
 // any well-formed one.
-func (s *Sampler) whole(b, buf []byte) ([]byte, bool, error) {
+func whole(b, buf []byte) ([]byte, error) {
 	if len(b) == len(buf) {
-		return nil, false, ErrStatTruncated
+		return nil, ErrStatTruncated
 	}
-	return b, false, nil
+	return b, nil
 }
 
 // uidRefresh is how many samples a carried-over uid may age.
