@@ -3,7 +3,6 @@ package api
 import (
 	"errors"
 	"net/http"
-	"time"
 
 	"github.com/julienschmidt/httprouter"
 	"github.com/procwatch/procwatch/sampler"
@@ -60,11 +59,10 @@ func (s *Server) details(w http.ResponseWriter, _ *http.Request, ps httprouter.P
 	if !found {
 		// Newer than the latest sample: CPU over its life so far.
 		_, sinceBoot := s.src.Now()
-		life := sinceBoot - time.Duration(st.StartTicks)*(time.Second/sampler.ClockTicks)
-		cpu = float64(st.UTime+st.STime) / sampler.ClockTicks / max(life, time.Second/sampler.ClockTicks).Seconds() * 100
+		cpu = sampler.LifetimeCPUPercent(st.UTime+st.STime, st.StartTicks, sinceBoot)
 	}
-	if memTotal == 0 {
-		memTotal = s.memTotal()
+	if memTotal == 0 { // no sample yet
+		memTotal, _ = sampler.ReadMemTotal(s.cfg.ProcRoot)
 	}
 	body.procJSON = procJSON{
 		PID:        int32(pid),

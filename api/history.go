@@ -66,10 +66,11 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request, ps httprouter.P
 	// The process that holds the PID now, or else the latest one that did.
 	var now time.Time
 	var memTotal, liveStart uint64
+	var liveName string
 	if !s.src.Latest(func(smp *sampler.Sample) {
 		now, memTotal = smp.Time, smp.MemTotal
 		if i := smp.Find(int32(pid)); i >= 0 {
-			liveStart = smp.Procs[i].StartTicks
+			liveStart, liveName = smp.Procs[i].StartTicks, smp.Procs[i].Name()
 		}
 	}) {
 		writeError(w, http.StatusServiceUnavailable, "No sample yet; the first one completes within one interval", pid)
@@ -79,9 +80,8 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request, ps httprouter.P
 	if liveStart == 0 {
 		// Not in the sample: a process may hold the PID since, with no
 		// history yet, and it is the one the PID means now.
-		if st, _, err := readStat(s.cfg.ProcRoot, pid); err == nil && s.checkProcess(pid) == nil {
-			liveStart = st.StartTicks
-			body.Name = string(st.Comm)
+		if id, err := readIdentity(s.cfg.ProcRoot, pid); err == nil {
+			liveStart, liveName = id.StartTicks, id.Name
 		}
 	}
 	key, found := s.cfg.History.Lookup(int32(pid), liveStart)
@@ -90,14 +90,9 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request, ps httprouter.P
 			writeError(w, http.StatusNotFound, "Process not found, and none with this PID within the history's retention", pid)
 			return
 		}
-		// Alive, and not sampled yet.
-		body.Alive, body.StartTicks = true, liveStart
+		// Alive, and no history yet.
+		body.Name, body.Alive, body.StartTicks = liveName, true, liveStart
 		body.StartedAt = timestamp(s.startedAt(liveStart))
-		if body.Name == "" {
-			if st, _, err := readStat(s.cfg.ProcRoot, pid); err == nil {
-				body.Name = string(st.Comm)
-			}
-		}
 		writeJSON(w, http.StatusOK, body)
 		return
 	}
@@ -134,5 +129,5 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request, ps httprouter.P
 }
 
 func (s *Server) startedAt(startTicks uint64) time.Time {
-	return s.src.BootTime().Add(time.Duration(startTicks) * (time.Second / sampler.ClockTicks))
+	return sampler.StartedAt(s.src.BootTime(), startTicks)
 }

@@ -11,12 +11,24 @@ import (
 	"time"
 
 	"github.com/julienschmidt/httprouter"
+	"github.com/procwatch/procwatch/sampler"
 	"github.com/procwatch/procwatch/signals"
 )
 
 // Killer is what the kill endpoint needs of the signals package.
 type Killer interface {
 	Kill(req signals.Request) (signals.Result, error)
+}
+
+// Inspector returns the Inspect function signals.Config needs, reading
+// processes with the sampler's /proc parsers (signals itself must not
+// import the sampler).
+func Inspector(procRoot string) func(pid int) (signals.Target, error) {
+	return func(pid int) (signals.Target, error) {
+		id, err := sampler.ReadIdentity(procRoot, pid)
+		return signals.Target{Tgid: id.Tgid, PPID: id.PPID, Name: id.Name, State: id.State,
+			StartTicks: id.StartTicks, Kthread: id.Kthread, RealUID: id.UIDs[0], SavedUID: id.UIDs[2]}, err
+	}
 }
 
 // maxBody is the largest request body accepted (413 beyond).

@@ -28,11 +28,7 @@ func newKillServer(t *testing.T, enabled bool, logs *bytes.Buffer) *Server {
 	t.Cleanup(smp.Close)
 	caps, _ := sampler.ReadCaps("/proc")
 	killer := signals.New(signals.Config{
-		Inspect: func(pid int) (signals.Target, error) {
-			id, err := sampler.ReadIdentity("/proc", pid)
-			return signals.Target{Tgid: id.Tgid, PPID: id.PPID, Name: id.Name, State: id.State,
-				StartTicks: id.StartTicks, Kthread: id.Kthread, RealUID: id.UIDs[0], SavedUID: id.UIDs[2]}, err
-		},
+		Inspect: Inspector("/proc"),
 		CapKill: caps.Has(sampler.CapKill), UID: uint32(os.Getuid()), EUID: uint32(os.Geteuid()),
 	}, zerolog.Nop())
 	log := zerolog.Nop()

@@ -151,13 +151,12 @@ type groupCollector struct {
 	max   int
 	users sampler.UserLookup
 
-	mu       sync.Mutex
-	groups   map[groupKey]*group
-	states   map[string]int
-	seq      uint64
-	procs    int
-	threads  int
-	warnedAt int
+	mu      sync.Mutex
+	groups  map[groupKey]*group
+	states  map[string]int
+	seq     uint64
+	procs   int
+	threads int
 }
 
 // groupIdle is how many samples a group with no member keeps its slot (and

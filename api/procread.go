@@ -37,16 +37,15 @@ var (
 
 // freshProc is one process read now from /proc.
 type freshProc struct {
-	stat       sampler.Stat
-	name       string
-	uid        *uint32
-	rss        uint64
-	cmdline    string
-	cwd, exe   *string
-	numFDs     *int
-	openFiles  *int
-	conns      *int
-	statBuffer []byte
+	stat      sampler.Stat
+	name      string
+	uid       *uint32
+	rss       uint64
+	cmdline   string
+	cwd, exe  *string
+	numFDs    *int
+	openFiles *int
+	conns     *int
 }
 
 // procErr maps a read error to what the API says about it.
@@ -61,27 +60,37 @@ func procErr(err error) error {
 }
 
 // readStat reads and decodes /proc/<pid>/stat.
-func readStat(procRoot string, pid int) (sampler.Stat, []byte, error) {
+func readStat(procRoot string, pid int) (sampler.Stat, error) {
 	var st sampler.Stat
 	b, err := os.ReadFile(filepath.Join(procRoot, strconv.Itoa(pid), "stat"))
 	if err != nil {
-		return st, nil, procErr(err)
+		return st, procErr(err)
 	}
-	if err := st.Decode(b); err != nil {
-		return st, nil, err
+	return st, st.Decode(b)
+}
+
+// readIdentity reads a process that is not in the latest sample: who it is
+// and its parent, refusing a thread ID.
+func readIdentity(procRoot string, pid int) (sampler.Identity, error) {
+	id, err := sampler.ReadIdentity(procRoot, pid)
+	if err != nil {
+		return id, procErr(err)
 	}
-	return st, b, nil
+	if id.Tgid != pid {
+		return id, errIsThread
+	}
+	return id, nil
 }
 
 // readProcess reads everything GET /api/processes/{pid} serves except the
 // CPU figure. A field that cannot be read (permissions, hidepid, a zombie)
 // is left nil.
 func readProcess(procRoot string, pid int, redact *Redactor) (*freshProc, error) {
-	st, buf, err := readStat(procRoot, pid)
+	st, err := readStat(procRoot, pid)
 	if err != nil {
 		return nil, err
 	}
-	p := &freshProc{stat: st, name: string(st.Comm), statBuffer: buf}
+	p := &freshProc{stat: st, name: string(st.Comm)}
 
 	fsys, err := procfs.NewFS(procRoot)
 	if err != nil {
@@ -210,35 +219,4 @@ func netTableInode(line []byte) (uint64, bool) {
 		line = line[end:]
 	}
 	return 0, false
-}
-
-// readTgid returns the Tgid line of /proc/<pid>/status.
-func readTgid(procRoot string, pid int) (int, error) {
-	b, err := os.ReadFile(filepath.Join(procRoot, strconv.Itoa(pid), "status"))
-	if err != nil {
-		return 0, procErr(err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "Tgid:"); ok {
-			return strconv.Atoi(strings.TrimSpace(v))
-		}
-	}
-	return 0, errors.New("status: no Tgid line")
-}
-
-// readMemTotal returns MemTotal in bytes from <procRoot>/meminfo, or 0.
-func readMemTotal(procRoot string) uint64 {
-	b, err := os.ReadFile(filepath.Join(procRoot, "meminfo"))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "MemTotal:"); ok {
-			kb, err := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			if err == nil {
-				return kb * 1024
-			}
-		}
-	}
-	return 0
 }

@@ -172,6 +172,3 @@ func round1(v float64) float64 { return math.Round(v*10) / 10 }
 
 // timestamp formats t as RFC 3339 in UTC with milliseconds.
 func timestamp(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
-
-// memTotal reads MemTotal afresh, for answers given before the first sample.
-func (s *Server) memTotal() uint64 { return readMemTotal(s.cfg.ProcRoot) }

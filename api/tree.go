@@ -73,14 +73,11 @@ func (s *Server) buildTree(smp *sampler.Sample, pid, depth int) (*treeJSON, erro
 	if i >= 0 {
 		body.Name, ppid = smp.Procs[i].Name(), smp.Procs[i].PPID
 	} else {
-		st, _, err := readStat(s.cfg.ProcRoot, pid)
+		id, err := readIdentity(s.cfg.ProcRoot, pid)
 		if err != nil {
 			return nil, err
 		}
-		if err := s.checkProcess(pid); err != nil {
-			return nil, err
-		}
-		body.Name, ppid = string(st.Comm), st.PPID
+		body.Name, ppid = id.Name, int32(id.PPID)
 	}
 
 	// Ancestors, nearest first, up to the root (PID 1, or 2 for kernel threads).
@@ -89,7 +86,7 @@ func (s *Server) buildTree(smp *sampler.Sample, pid, depth int) (*treeJSON, erro
 		next := int32(0)
 		if j := smp.Find(ppid); j >= 0 {
 			node.Name, node.Status, next = smp.Procs[j].Name(), StatusName(smp.Procs[j].State), smp.Procs[j].PPID
-		} else if st, _, err := readStat(s.cfg.ProcRoot, int(ppid)); err == nil {
+		} else if st, err := readStat(s.cfg.ProcRoot, int(ppid)); err == nil {
 			node.Name, node.Status, next = string(st.Comm), StatusName(st.State), st.PPID
 		}
 		if hops == 0 {
@@ -143,16 +140,4 @@ func (s *Server) buildTree(smp *sampler.Sample, pid, depth int) (*treeJSON, erro
 	}
 	body.TotalChildren = len(body.Children)
 	return body, nil
-}
-
-// checkProcess answers errIsThread for a thread ID.
-func (s *Server) checkProcess(pid int) error {
-	tgid, err := readTgid(s.cfg.ProcRoot, pid)
-	if err != nil {
-		return err
-	}
-	if tgid != pid {
-		return errIsThread
-	}
-	return nil
 }

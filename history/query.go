@@ -17,15 +17,12 @@ type Stats struct {
 
 // Window is the answer to a query.
 type Window struct {
-	Key        Key
-	Name       string
-	Alive      bool
-	Rollups    bool // served from 5-minute rollups rather than raw samples
-	Points     []Point
-	Stats      *Stats // nil when the window holds no sample
-	FirstSeen  time.Time
-	LastSeen   time.Time
-	Incarnates int // how many incarnations of the PID the store holds
+	Key     Key
+	Name    string
+	Alive   bool
+	Rollups bool // served from 5-minute rollups rather than raw samples
+	Points  []Point
+	Stats   *Stats // nil when the window holds no sample
 }
 
 // Lookup finds the series of pid: the one with start ticks start when start
@@ -66,12 +63,9 @@ func (s *Store) Query(k Key, now time.Time, span time.Duration) (Window, bool) {
 		return Window{}, false
 	}
 	w := Window{
-		Key:        k,
-		Name:       string(ser.name[:ser.nameLen]),
-		Alive:      ser.lastSeen == s.lastSample.Load(),
-		FirstSeen:  time.UnixMilli(ser.firstMS).UTC(),
-		LastSeen:   time.UnixMilli(ser.lastSeen).UTC(),
-		Incarnates: len(sh.series[k.PID]),
+		Key:   k,
+		Name:  string(ser.name[:ser.nameLen]),
+		Alive: ser.lastSeen == s.lastSample.Load(),
 	}
 	// The raw ring covers the window when it has never dropped a sample, or
 	// its oldest sample is older than the window's start.

@@ -55,7 +55,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if err := serve(ctx, cfg, log, nil); err != nil {
+	if err := serve(ctx, cfg, log); err != nil {
 		log.Error().Err(err).Msg("procwatch stopped")
 		return 1
 	}
@@ -75,9 +75,8 @@ func newLogger(cfg config, w io.Writer) zerolog.Logger {
 	return zerolog.New(w).Level(cfg.logLevel).With().Timestamp().Logger()
 }
 
-// serve runs the agent until ctx is done. ready, when not nil, receives the
-// listening address once the server accepts connections.
-func serve(ctx context.Context, cfg config, log zerolog.Logger, ready chan<- net.Addr) error {
+// serve runs the agent until ctx is done.
+func serve(ctx context.Context, cfg config, log zerolog.Logger) error {
 	smp, err := sampler.New(sampler.Config{
 		ProcRoot: cfg.procRoot,
 		TopN:     maxLimit,
@@ -114,16 +113,12 @@ func serve(ctx context.Context, cfg config, log zerolog.Logger, ready chan<- net
 	}
 	killer := signals.New(signals.Config{
 		ProcRoot: cfg.procRoot,
-		Inspect: func(pid int) (signals.Target, error) {
-			id, err := sampler.ReadIdentity(cfg.procRoot, pid)
-			return signals.Target{Tgid: id.Tgid, PPID: id.PPID, Name: id.Name, State: id.State,
-				StartTicks: id.StartTicks, Kthread: id.Kthread, RealUID: id.UIDs[0], SavedUID: id.UIDs[2]}, err
-		},
-		Grace:   cfg.killGrace,
-		Protect: cfg.killProtect,
-		CapKill: caps.Has(sampler.CapKill),
-		UID:     uint32(os.Getuid()),
-		EUID:    uint32(os.Geteuid()),
+		Inspect:  api.Inspector(cfg.procRoot),
+		Grace:    cfg.killGrace,
+		Protect:  cfg.killProtect,
+		CapKill:  caps.Has(sampler.CapKill),
+		UID:      uint32(os.Getuid()),
+		EUID:     uint32(os.Geteuid()),
 	}, log.With().Str("component", "signals").Logger())
 
 	apiLog := log.With().Str("component", "api").Logger()
@@ -172,7 +167,6 @@ func serve(ctx context.Context, cfg config, log zerolog.Logger, ready chan<- net
 		WriteTimeout:      90 * time.Second, // longer than the longest kill wait (60 s grace + 5 s)
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          nil,
 	}
 
 	log.Info().Str("component", "ProcessMonitor").
@@ -197,9 +191,6 @@ func serve(ctx context.Context, cfg config, log zerolog.Logger, ready chan<- net
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- httpSrv.Serve(ln) }()
-	if ready != nil {
-		ready <- ln.Addr()
-	}
 
 	select {
 	case err := <-serveErr:
