@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -156,6 +157,12 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool)) (config, 
 	}
 	if cfg.history.MaxSeries < 1 {
 		return cfg, fmt.Errorf("--history.max-series %d must be at least 1", cfg.history.MaxSeries)
+	}
+	for _, o := range cfg.corsOrigins {
+		// The same check the API applies, here so a bad value exits 2.
+		if err := http.NewCrossOriginProtection().AddTrustedOrigin(o); o != "*" && err != nil {
+			return cfg, fmt.Errorf("--web.cors-origins %q: %v (want scheme://host[:port])", o, err)
+		}
 	}
 	if cfg.maxGroups < 1 {
 		return cfg, fmt.Errorf("--metrics.max-groups %d must be at least 1", cfg.maxGroups)

@@ -52,6 +52,10 @@ func TestParseConfig(t *testing.T) {
 		{"bad format", []string{"--log.format=xml"}, nil, false, nil},
 		{"unknown flag", []string{"--nope"}, nil, false, nil},
 		{"stray argument", []string{"serve"}, nil, false, nil},
+		{"bad cors origin", []string{"--web.cors-origins=dash.example/app"}, nil, false, nil},
+		{"cors origins", []string{"--web.cors-origins=https://dash.example,*"}, nil, true, func(c config) bool {
+			return len(c.corsOrigins) == 2
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
