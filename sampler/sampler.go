@@ -408,9 +408,10 @@ func (s *Sampler) readProc(w *Sample, pid int32, old *Proc) {
 		s.closeFD(statmFD)
 		statmFD = -1
 	} else if err == nil {
-		// RSS comes from statm, not stat: since Linux 6.16 statm and status
-		// sum the per-CPU RSS counters exactly while stat still reads them
-		// approximately (off by up to 32 pages per CPU).
+		// RSS comes from statm, not stat: statm and status sum the per-CPU
+		// RSS counters exactly while stat reads them approximately (off by
+		// up to the counter batch, at least 32 pages, per CPU). On this
+		// project's 6.18 kernel stat differed from VmRSS by 34–52 pages.
 		if b, _, err = s.reread(&statmFD, pid, "statm", s.statmBuf); err == nil {
 			rss, err = parseStatmResident(b)
 		}
