@@ -77,9 +77,6 @@ func (s *Server) Secure(cfg Security) (http.Handler, error) {
 	for _, u := range cfg.KillUsers {
 		g.killers[u] = true
 	}
-	g.cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		writeError(w, http.StatusForbidden, "Cross-origin request refused; allow the page's origin with --web.cors-origins", 0)
-	}))
 	s.cfg.KillPolicy = g.mayKill
 	return g, nil
 }
