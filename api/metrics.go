@@ -179,20 +179,7 @@ func (c *groupCollector) observe(w *sampler.Sample) {
 	for i := range w.Procs {
 		p := &w.Procs[i]
 		c.states[StatusName(p.State)]++
-		k := groupKey{name: groupName(p), uid: p.UID}
-		g, ok := c.groups[k]
-		if !ok {
-			if len(c.groups) >= c.max {
-				k = otherKey
-				if g, ok = c.groups[k]; !ok {
-					g = &group{}
-					c.groups[k] = g
-				}
-			} else {
-				g = &group{}
-				c.groups[k] = g
-			}
-		}
+		g := c.group(p)
 		g.cpuSeconds += float64(p.DeltaTicks) / sampler.ClockTicks
 		g.rss += float64(p.RSS)
 		g.count++
@@ -207,29 +194,59 @@ func (c *groupCollector) observe(w *sampler.Sample) {
 	c.procs, c.threads = len(w.Procs), w.Threads
 }
 
-// groupName is a process's group: its comm, except that kernel threads
-// group by the part before "/" — their names carry a CPU number and, for
-// workqueue workers, the queue they serve at the moment ("kworker/1:1H-kblockd"),
-// which would churn series without telling an operator anything.
-//
-// Label values must be valid UTF-8, and a comm may be any bytes: invalid
-// sequences become U+FFFD, as in the JSON, or one odd process name would
-// fail the whole scrape.
-func groupName(p *sampler.Proc) string {
+// group returns p's group, creating it (or falling back to other) if new.
+// A name that is valid UTF-8 — nearly every one — is looked up with the
+// comm's bytes, which allocates nothing; a string is made only for a new
+// group or a name that must be made valid.
+func (c *groupCollector) group(p *sampler.Proc) *group {
+	comm := groupComm(p)
+	var k groupKey
+	if utf8.Valid(comm) {
+		if g, ok := c.groups[groupKey{name: string(comm), uid: p.UID}]; ok {
+			return g
+		}
+		k = groupKey{name: string(comm), uid: p.UID}
+	} else {
+		k = groupKey{name: validUTF8(comm), uid: p.UID}
+		if g, ok := c.groups[k]; ok {
+			return g
+		}
+	}
+	if len(c.groups) >= c.max {
+		k = otherKey
+		if g, ok := c.groups[k]; ok {
+			return g
+		}
+	}
+	g := &group{}
+	c.groups[k] = g
+	return g
+}
+
+// groupComm is the name a process is grouped by: its comm, except that
+// kernel threads group by the part before "/" — their names carry a CPU
+// number and, for workqueue workers, the queue they serve at the moment
+// ("kworker/1:1H-kblockd"), which would churn series without telling an
+// operator anything.
+func groupComm(p *sampler.Proc) []byte {
 	comm := p.Comm()
 	if p.Kthread {
 		if i := bytes.IndexByte(comm, '/'); i >= 0 {
 			comm = comm[:i]
 		}
 	}
-	if utf8.Valid(comm) {
-		return string(comm)
-	}
+	return comm
+}
+
+// validUTF8 replaces each invalid byte with U+FFFD, as encoding/json does:
+// label values must be valid UTF-8 and a comm may be any bytes, so without
+// it one odd process name would fail the whole scrape.
+func validUTF8(comm []byte) string {
 	var b strings.Builder
 	for len(comm) > 0 {
 		r, size := utf8.DecodeRune(comm)
 		if r == utf8.RuneError && size == 1 {
-			b.WriteRune(utf8.RuneError) // one per invalid byte, as encoding/json does
+			b.WriteRune(utf8.RuneError)
 		} else {
 			b.Write(comm[:size])
 		}
